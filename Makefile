@@ -1,0 +1,42 @@
+# The README's two commands:  `make book`  and  `make test`.
+# Each one creates .venv if needed and installs what it needs, so both work on a fresh machine.
+#
+# Torch build: the default spec installs the CPU wheel on CPU-only machines here.
+# For CUDA, pass an index URL, e.g.
+#   make book TORCH_INDEX=https://download.pytorch.org/whl/cu128
+PYTHON      ?= python3
+VENV        ?= .venv
+TORCH       ?= torch==2.13.0
+TORCH_INDEX ?=
+PY          := $(VENV)/bin/python
+PIP         := $(VENV)/bin/pip
+STAMP       := $(VENV)/.dlc-installed
+JOBS        ?= 2
+
+.PHONY: book test install assets chromium clean
+
+book: install assets
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+	@echo "Book built: _build/html/index.html"
+
+test: install assets chromium
+	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PIP) install --quiet -e ".[book,test]"
+	$(PY) -m ipykernel install --prefix $(VENV) --name python3 --display-name "Python 3 (dlc-teach)" >/dev/null
+	touch $@
+
+assets:
+	bash scripts/fetch_assets.sh
+
+chromium:
+	bash scripts/ensure_chromium.sh
+
+clean:
+	rm -rf _build
