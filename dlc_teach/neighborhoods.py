@@ -46,6 +46,10 @@ class Neighborhood:
     def sample(self, omega_star: Tensor, n: int, generator: torch.Generator | None = None,
                shared: bool = False) -> Tensor:
         """Draw ``n`` neighbours of each row of ``omega_star`` ``[B, d]`` -> ``[n, B, d]``."""
+        if not isinstance(omega_star, Tensor) or not omega_star.is_floating_point():
+            got = omega_star.dtype if isinstance(omega_star, Tensor) else type(omega_star).__name__
+            raise TypeError(f"omega_star must be a floating-point tensor [B, d] (e.g. F.one_hot(y, C).float()), "
+                            f"got {got}")
         if omega_star.dim() != 2:
             raise ValueError(f"omega_star must have shape [B, d], got {tuple(omega_star.shape)}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:

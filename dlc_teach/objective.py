@@ -156,8 +156,13 @@ class DLCLoss(nn.Module):
         _check_nonnegative("mu", mu)
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
             raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
-        constraints = tuple(sorted(set(constraints)))
-        unknown = [c for c in constraints if c not in CONSTRAINTS]
+        try:
+            chosen = set(constraints)
+        except TypeError:
+            raise ValueError(f"constraints must be an iterable subset of {CONSTRAINTS}, e.g. (13, 14); "
+                             f"got {constraints!r}") from None
+        unknown = [c for c in chosen if c not in CONSTRAINTS]
+        constraints = tuple(c for c in CONSTRAINTS if c in chosen)
         if unknown:
             raise ValueError(f"constraints must be a subset of {CONSTRAINTS} (equation numbers), got {unknown}")
         if reduction not in ("datapoint", "batch"):
@@ -204,6 +209,8 @@ class DLCLoss(nn.Module):
             omega_star: ground truth ω* ``[B, d]``.
             generator: optional ``torch.Generator`` for the neighbour draw.
         """
+        if not isinstance(omega_star, Tensor):
+            raise TypeError(f"omega_star must be a tensor of shape [B, d], got {type(omega_star).__name__}")
         if omega_star.dim() != 2:
             raise ValueError(f"omega_star must have shape [B, d], got {tuple(omega_star.shape)}")
         K, (B, d) = self.n_samples, omega_star.shape
