@@ -46,6 +46,7 @@ class ExperimentConfig:
     learn_mu: bool = False
     reduction: str = "datapoint"
     checkpoint_every: int = 1  # epochs between checkpoints (when an output directory is given)
+    eval_train_size: int = 2000  # training items (a fixed random subset) evaluated after each epoch
 
 
 class Experiment(ABC):
@@ -101,7 +102,10 @@ class Experiment(ABC):
 
     @abstractmethod
     def evaluate(self, model: nn.Module, loader) -> dict[str, float]:
-        """Metrics on a loader (e.g. ``{"loss": ..., "acc": ...}``), model in eval mode, no grad."""
+        """Metrics on a loader (e.g. ``{"loss": ..., "acc": ...}``), model in eval mode, no grad.
+
+        The training loop hands over loaders whose batches are already on the model's device.
+        """
 
     # --- defaults that experiments may override ---------------------------------------------
     def dlc_loss(self) -> DLCLoss:

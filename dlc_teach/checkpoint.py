@@ -1,0 +1,104 @@
+"""Checkpoints that survive interruption and load with ``torch.load(..., weights_only=True)``.
+
+Introduced in chapter 8 ("Reproducing at full scale"). A checkpoint holds only
+tensors and plain Python containers (dicts, lists, numbers, strings, None), so
+it can be loaded safely without executing pickled code. It is written to a
+temporary file in the same directory and moved into place with
+:func:`os.replace`, so an interrupted write never leaves a half-written
+``checkpoint.pt``. The random-number states (Python, NumPy, torch CPU and CUDA,
+and the generator of the DLC neighbour draws) are part of it, so that a resumed
+run continues exactly as an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["FORMAT_VERSION", "capture_rng", "restore_rng", "save_atomic", "load_checkpoint", "json_atomic"]
+
+#: bumped when the layout of a checkpoint changes incompatibly
+FORMAT_VERSION = 1
+
+
+def capture_rng(generator: torch.Generator | None = None) -> dict[str, Any]:
+    """The state of every random-number generator training uses, as tensors and plain values."""
+    version, mt_state, gauss_next = random.getstate()
+    kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state = {
+        "python": {"version": version, "state": torch.tensor(mt_state, dtype=torch.int64), "gauss_next": gauss_next},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                  "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generator": generator.get_state() if generator is not None else None,
+    }
+    return state
+
+
+def restore_rng(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
+    """Undo :func:`capture_rng`: put every generator back where it was."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
+    npst = state["numpy"]
+    np.random.set_state((npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
+                         npst["has_gauss"], npst["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        if len(state["cuda"]) != torch.cuda.device_count():
+            raise ValueError(f"checkpoint was written with {len(state['cuda'])} CUDA devices visible, "
+                             f"now {torch.cuda.device_count()} are; resume with the same CUDA_VISIBLE_DEVICES")
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if generator is not None and state["generator"] is not None:
+        generator.set_state(state["generator"])
+
+
+def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def json_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary file + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`dlc_teach.training.train` (safely: ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path} is not a dlc-teach checkpoint of format {FORMAT_VERSION} (got format {got!r})")
+    return ckpt
