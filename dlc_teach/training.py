@@ -154,7 +154,8 @@ def train(experiment: Experiment, *, dlc: bool = True, out_dir: str | Path | Non
         at most ``config.eval_train_size`` training items; ``test_*`` metrics on the whole test set),
         ``final`` (the last epoch's metrics), ``epochs_completed``, ``steps``, ``stopped_early``,
         ``world_size``, provenance (``git_commit``, ``device``, ``versions``, ``date``) and ``wall_time_s``.
-        The returned dict (not the JSON) also holds ``"model"``: the trained ``nn.Module`` in eval mode.
+        The returned dict (not the JSON) also holds ``"model"``, the trained ``nn.Module`` in eval mode, and
+        ``"objective"``, the :class:`~dlc_teach.objective.DLCLoss` module (None for the baseline).
     """
     if not isinstance(experiment, Experiment):
         raise TypeError(f"experiment must be a dlc_teach Experiment, got {type(experiment).__name__}")
@@ -274,7 +275,7 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say) ->
     if out is not None and info.is_main:
         json_atomic(json.dumps(results, indent=2) + "\n", out / "results.json")
     model.eval()
-    return {**results, "model": model}
+    return {**results, "model": model, "objective": objective}
 
 
 def _save(path, experiment, dlc, epoch, step, model, optimizer, scheduler, objective, history, noise, info, wall):
