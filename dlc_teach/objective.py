@@ -177,23 +177,25 @@ class DLCLoss(nn.Module):
                 raise ValueError(f"learn_lam=True uses λ = sigmoid(a) and needs 0 < lam < 1 to start, got {lam!r}")
             self.lam_logit = nn.Parameter(torch.tensor(math.log(lam / (1 - lam))))
         else:
-            self.register_buffer("lam_value", torch.tensor(float(lam)))
+            self.fixed_lam = float(lam)  # a Python float: a float32 buffer would round λ for float64 inputs
         if learn_mu:
             if not mu > 0:
                 raise ValueError(f"learn_mu=True uses μ = exp(b) and needs mu > 0 to start, got {mu!r}")
             self.mu_log = nn.Parameter(torch.tensor(math.log(mu)))
         else:
-            self.register_buffer("mu_value", torch.tensor(float(mu)))
+            self.fixed_mu = float(mu)
 
     @property
     def lam(self) -> Tensor:
-        """λ as a 0-d tensor (sigmoid(a) when trainable)."""
-        return torch.sigmoid(self.lam_logit) if hasattr(self, "lam_logit") else self.lam_value
+        """λ as a 0-d tensor (sigmoid(a) when trainable; float64 when fixed)."""
+        if hasattr(self, "lam_logit"):
+            return torch.sigmoid(self.lam_logit)
+        return torch.tensor(self.fixed_lam, dtype=torch.float64)
 
     @property
     def mu(self) -> Tensor:
-        """μ as a 0-d tensor (exp(b) when trainable)."""
-        return torch.exp(self.mu_log) if hasattr(self, "mu_log") else self.mu_value
+        """μ as a 0-d tensor (exp(b) when trainable; float64 when fixed)."""
+        return torch.exp(self.mu_log) if hasattr(self, "mu_log") else torch.tensor(self.fixed_mu, dtype=torch.float64)
 
     def extra_repr(self) -> str:
         return (
@@ -214,8 +216,9 @@ class DLCLoss(nn.Module):
         if omega_star.dim() != 2:
             raise ValueError(f"omega_star must have shape [B, d], got {tuple(omega_star.shape)}")
         K, (B, d) = self.n_samples, omega_star.shape
-        lam = self.lam.to(omega_star)
-        mu = self.mu.to(omega_star)
+        # fixed values are made directly in ω*'s dtype/device (no float32 round-off, no float64 on MPS)
+        lam = self.lam.to(omega_star) if hasattr(self, "lam_logit") else omega_star.new_tensor(self.fixed_lam)
+        mu = self.mu.to(omega_star) if hasattr(self, "mu_log") else omega_star.new_tensor(self.fixed_mu)
         shared = self.reduction == "batch"
         omega = self.neighborhood.sample(omega_star, K, generator=generator, shared=shared)  # [K, B, d]
         if omega.shape != (K, B, d):
