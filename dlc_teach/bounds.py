@@ -42,7 +42,8 @@ def lemma2_radius(L, mu, gamma=0.0):
 
     From Eq. 13 with slack, μ/2·r² ≤ h(ω) − h(ω*) + γ ≤ L·r + γ; the positive
     root of μ/2·r² − L·r − γ = 0 is r = (L + sqrt(L² + 2μγ))/μ, computed in
-    that form so that L = 0 gives sqrt(2γ/μ) instead of 0/0. At γ = 0 it is
+    that form (with hypot, so tiny L does not underflow) so that L = 0 gives
+    sqrt(2γ/μ) instead of 0/0. At γ = 0 it is
     exactly 2L/μ; for small γ it grows linearly (≈ 2L/μ + γ/L), for large γ
     like sqrt(2γ/μ).
 
@@ -55,8 +56,8 @@ def lemma2_radius(L, mu, gamma=0.0):
     L, mu, gamma = _real("L", L, positive=False), _real("mu", mu, positive=True), _real("gamma", gamma, positive=False)
     if any(isinstance(v, Tensor) for v in (L, mu, gamma)):
         L, mu, gamma = torch.broadcast_tensors(*_as_tensors(L, mu, gamma))
-        return (L + torch.sqrt(L * L + 2 * mu * gamma)) / mu
-    return (L + math.sqrt(L * L + 2 * mu * gamma)) / mu
+        return (L + torch.hypot(L, torch.sqrt(2 * mu * gamma))) / mu
+    return (L + math.hypot(L, math.sqrt(2 * mu * gamma))) / mu
 
 
 def lemma3_bound(L, mu, T):
