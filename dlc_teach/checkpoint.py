@@ -12,6 +12,7 @@ run continues exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -97,7 +98,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise ValueError(f"{path} cannot be loaded as a checkpoint with weights_only=True: {first}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ValueError(f"{path} is not a dlc-teach checkpoint of format {FORMAT_VERSION} (got format {got!r})")

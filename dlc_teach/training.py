@@ -33,7 +33,7 @@ from .checkpoint import FORMAT_VERSION, capture_rng, json_atomic, load_checkpoin
 from .presets import format_config
 from .tasks.base import Experiment
 
-__all__ = ["train", "seed_everything", "provenance"]
+__all__ = ["train", "evaluate_model", "seed_everything", "provenance"]
 
 _TERMS = ("objective", "base", "eps", "gamma", "xi", "lam", "mu")  # logged per step, averaged per epoch
 
@@ -106,14 +106,29 @@ def _train_loader(ds, cfg, epoch: int, batch_size: int, info: distributed.DistIn
     return DataLoader(ds, batch_size=batch_size, sampler=sampler)
 
 
+def _eval_loaders(cfg, train_ds, test_ds, dev: torch.device) -> dict[str, _OnDevice]:
+    """The whole test set, and a fixed random subset of at most ``cfg.eval_train_size`` training items."""
+    n_eval = min(len(train_ds), getattr(cfg, "eval_train_size", len(train_ds)))
+    subset = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed))[:n_eval]
+    return {split: _OnDevice(DataLoader(ds, batch_size=cfg.batch_size), dev)
+            for split, ds in (("train", Subset(train_ds, subset.tolist())), ("test", test_ds))}
+
+
+def evaluate_model(experiment: Experiment, model, device: str | torch.device | None = None) -> dict[str, float]:
+    """``train_*`` (on the same subset :func:`train` uses) and ``test_*`` metrics of ``model``."""
+    dev = distributed.pick_device(device, distributed.DistInfo())
+    seed_everything(experiment.config.seed)
+    train_ds, test_ds = experiment.datasets()
+    return _evaluate(experiment, model.to(dev), _eval_loaders(experiment.config, train_ds, test_ds, dev))
+
+
 def _evaluate(experiment: Experiment, model, loaders: dict[str, _OnDevice]) -> dict[str, float]:
+    was_training, out = model.training, {}
     model.eval()
-    out = {}
     with torch.no_grad():
         for split, loader in loaders.items():
-            for k, v in experiment.evaluate(model, loader).items():
-                out[f"{split}_{k}"] = float(v)
-    model.train()
+            out.update({f"{split}_{k}": float(v) for k, v in experiment.evaluate(model, loader).items()})
+    model.train(was_training)
     return out
 
 
@@ -189,10 +204,7 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say) ->
     scheduler = experiment.make_scheduler(optimizer)
     noise = torch.Generator(device=dev).manual_seed(cfg.seed + 1 + info.rank)  # neighbour draws ω ~ N(ω*)
 
-    n_eval = min(len(train_ds), getattr(cfg, "eval_train_size", len(train_ds)))
-    subset = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed))[:n_eval]
-    eval_loaders = {split: _OnDevice(DataLoader(ds, batch_size=cfg.batch_size), dev)
-                    for split, ds in (("train", Subset(train_ds, subset.tolist())), ("test", test_ds))}
+    eval_loaders = _eval_loaders(cfg, train_ds, test_ds, dev)
 
     start_epoch, step, history, wall_before = 0, 0, [], 0.0
     ckpt_path = out / "checkpoint.pt" if out is not None else None
