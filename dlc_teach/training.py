@@ -238,10 +238,11 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say) ->
                 h, omega_star = experiment.loss_fn(net, batch)
                 res = objective(h, omega_star, generator=noise)
                 loss = res.loss
-                terms = torch.stack([res.loss, res.base, res.eps, res.gamma, res.xi, res.lam, res.mu]).detach()
+                terms = torch.stack([t.detach().float() for t in (res.loss, res.base, res.eps, res.gamma, res.xi,
+                                                                  res.lam, res.mu)])
             else:
                 loss = experiment.base_loss(net, batch)
-                terms = torch.cat([loss.detach().expand(2), loss.new_zeros(len(_TERMS) - 2)])  # no hinge terms
+                terms = torch.cat([loss.detach().float().expand(2), sums.new_zeros(len(_TERMS) - 2)])  # no hinges
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if objective is not None:

@@ -98,6 +98,9 @@ class Experiment(ABC):
         """Run the network once on ``batch``; return ``(h, omega_star)``.
 
         ``h`` maps ω ``[..., B, d]`` to losses ``[..., B]``; ``omega_star`` is ``[B, d]``.
+        The batch is already on the model's device. Under ``torchrun`` the model is wrapped in
+        DistributedDataParallel: call it (``model(x)``) rather than reaching into its submodules
+        (use ``getattr(model, "module", model)`` for attributes).
         """
 
     @abstractmethod
