@@ -78,6 +78,15 @@ class Comparison:
     notes: tuple[str, ...] = field(default=())
 
 
+def _main_metric(experiment: str) -> str:
+    from .tasks import get_experiment
+
+    try:
+        return get_experiment(experiment).main_metric
+    except (ValueError, ImportError):  # not a registered experiment, or its module is not importable here
+        return "test_loss"
+
+
 def _preset_name(run: dict) -> str:
     p = run["preset"]
     return p.get("preset", "?") if isinstance(p, dict) else str(p)
@@ -117,7 +126,7 @@ def compare(experiment: str | None = None, *, runs: Iterable[tuple[str, dict]] |
         has_full = any(_preset_name(r) == "full" for _, r in rec)
         notes = () if has_full else (NO_FULL_RUN,)
         if not mine:
-            key = (rec + ext)[0][1].get("main_metric", "test_loss") if rec + ext else "test_loss"
+            key = (rec + ext)[0][1].get("main_metric", "test_loss") if rec + ext else _main_metric(name)
             mine = [{"metric": key, "key": key, "table": "", "source": "", "rows": []}]
             notes += ("no numbers from the paper on file",)
         for t in mine:

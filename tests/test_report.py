@@ -90,3 +90,11 @@ def test_shipped_paper_tables_are_well_formed():
     for table in load_paper_tables():  # data/paper/*.json written by the experiment helpers
         assert table["rows"] and all(isinstance(r["value"], (int, float)) or r["value"] is None
                                      for r in table["rows"])
+
+
+def test_experiment_without_anything_uses_its_main_metric(tmp_path, monkeypatch):
+    from dlc_teach import tasks
+
+    monkeypatch.setitem(tasks.EXPERIMENTS, "synth", "support_experiment:SynthRegression")
+    [c] = compare("synth", paper_dir=tmp_path, results_dir=tmp_path)
+    assert c.key == "test_mae" and c.paper == () and c.ours == ()
