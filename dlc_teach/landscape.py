@@ -18,7 +18,8 @@ __all__ = ["slice_1d", "slice_2d", "random_directions", "find_local_minima", "pl
 
 def _check_centre(omega_star) -> None:
     if not isinstance(omega_star, Tensor) or not omega_star.is_floating_point():
-        raise TypeError(f"omega_star must be a floating-point torch.Tensor [d] or [B, d], got {type(omega_star).__name__}")
+        raise TypeError(f"omega_star must be a floating-point torch.Tensor [d] or [B, d], "
+                        f"got {type(omega_star).__name__}")
     if omega_star.dim() not in (1, 2):
         raise ValueError(f"omega_star must have shape [d] or [B, d], got {tuple(omega_star.shape)}")
 

@@ -220,8 +220,9 @@ class StarConvexityReport:
             return "NOT star-convex: some samples lie below f(ω*), so ω* is not a minimum there (estimated μ ≤ 0)."
         if not self.star_convex:
             return "NOT star-convex: Eq. 4 fails on some segment from ω* (the loss rises above a chord)."
-        convex = "also convex on the sampled pairs" if self.convex_on_samples else "but NOT convex (a pair of samples violates convexity)"
-        strong = (f"; μ-strongly star-convex with μ={self.mu:.3g}" if self.strongly_star_convex else "")
+        convex = ("also convex on the sampled pairs" if self.convex_on_samples
+                  else "but NOT convex (a pair of samples violates convexity)")
+        strong = f"; μ-strongly star-convex with μ={self.mu:.3g}" if self.strongly_star_convex else ""
         return f"star-convex about ω* on these samples, {convex}{strong}."
 
     def __str__(self) -> str:
