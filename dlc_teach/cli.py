@@ -9,6 +9,7 @@ Introduced in chapter 8 ("Reproducing at full scale"). Examples::
     torchrun --nproc_per_node 4 -m dlc_teach train pixel-mnist --preset full
     dlc-teach evaluate pixel-mnist --checkpoint runs/pixel-mnist-full-dlc/checkpoint.pt
     dlc-teach report --experiment pixel-mnist
+    dlc-teach fetch mnist                                # download + verify the real data ahead of a run
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dlc-teach", description="Train, evaluate and report the experiments of the "
                                 "Deep Loss Convexification textbook.", epilog="examples:" + __doc__.split("::")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,evaluate,report,list}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,evaluate,report,list,fetch}")
     names = sorted(EXPERIMENTS)
     preset_help = "scale preset (default: $DLC_PRESET, else 'ci')"
 
@@ -62,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", choices=("text", "markdown", "html"), default="text")
 
     sub.add_parser("list", help="the experiments and their presets")
+
+    f = sub.add_parser("fetch", help="download and verify a registered data set into the cache",
+                       description="Download every file of a registered data set (size and MD5 verified, atomic), "
+                                   "or verify the files already there. Offline, it names the URLs and the paths "
+                                   "where the files can be put by hand.")
+    f.add_argument("dataset", help="a data set of the registry (data/registry.json), e.g. mnist")
+    f.add_argument("--data-dir", metavar="DIR", help="cache directory (default $DLC_DATA_DIR or ~/.cache/dlc-teach)")
     return p
 
 
@@ -148,10 +156,19 @@ def _cmd_list(a) -> int:
     return 0
 
 
+def _cmd_fetch(a) -> int:
+    from .datasets import fetch
+
+    for key, path in fetch(a.dataset, data_dir=a.data_dir, download=True).items():
+        print(f"{key}: {path} (verified)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dlc-teach`` and ``python -m dlc_teach``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    commands = {"train": _cmd_train, "evaluate": _cmd_evaluate, "report": _cmd_report, "list": _cmd_list}
+    commands = {"train": _cmd_train, "evaluate": _cmd_evaluate, "report": _cmd_report, "list": _cmd_list,
+                "fetch": _cmd_fetch}
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, ImportError, OSError) as err:

@@ -95,3 +95,27 @@ def test_report_and_list(tmp_path, capsys):
 def test_python_dash_m_help():
     proc = subprocess.run([sys.executable, "-m", "dlc_teach", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "{train,evaluate,report,list}" in proc.stdout and "torchrun" in proc.stdout
+
+
+def test_fetch_downloads_verifies_and_reports_offline(tmp_path, capsys, monkeypatch):
+    import hashlib
+
+    from dlc_teach import datasets
+
+    payload = b"\x00\x00\x08\x01\x00\x00\x00\x03abc"  # a tiny IDX vector
+    src = tmp_path / "remote" / "toy-idx1-ubyte"
+    src.parent.mkdir()
+    src.write_bytes(payload)
+    good = datasets.RemoteFile(url=src.as_uri(), filename=src.name, size=len(payload),
+                               md5=hashlib.md5(payload).hexdigest())
+    monkeypatch.setattr(datasets, "load_registry", lambda path=None: {"toy": {"vec": good}})
+    assert main(["fetch", "toy", "--data-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "verified" in out and (tmp_path / "cache" / "toy" / src.name).read_bytes() == payload
+
+    missing = datasets.RemoteFile(url=(tmp_path / "nowhere").as_uri(), filename="nowhere", size=1, md5="0" * 32)
+    monkeypatch.setattr(datasets, "load_registry", lambda path=None: {"toy": {"vec": missing}})
+    assert main(["fetch", "toy", "--data-dir", str(tmp_path / "cache2")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and str(tmp_path / "cache2") in err
+    assert main(["fetch", "unknown-set"]) == 2
