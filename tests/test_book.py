@@ -88,7 +88,7 @@ def _skip_or_fail(reason: str):
 
 def _api_md_modules() -> list[str]:
     text = (ROOT / "book" / "api.md").read_text()
-    return re.findall(r"^```\{automodule\}\s+(\S+)\s*$", text, flags=re.MULTILINE)
+    return re.findall(r"^\.\. automodule::\s+(\S+)\s*$", text, flags=re.MULTILINE)
 
 
 # --------------------------------------------------------------------------------------------------- build
@@ -253,8 +253,9 @@ def test_api_page_documents_every_module(built_book):
             failures[name] = f"{type(e).__name__}: {e}"
     assert not failures, f"modules listed in book/api.md that do not import: {failures}"
     page = (built_book / "book" / "api.html").read_text()
-    empty = [m for m in listed if f'id="module-{m}"' not in page]
-    assert not empty, f"api.html has no section for {empty}"
+    empty = [m for m in listed if f'id="module-{m}"' not in page or f'id="{m}.' not in page]
+    assert not empty, f"api.html documents no object of {empty}"
+    assert ".. py:" not in page and ":param " not in page, "autodoc output was not parsed as reStructuredText"
     assert 'id="dlc_teach.objective.DLCLoss"' in page, "autodoc did not document DLCLoss"
 
 
