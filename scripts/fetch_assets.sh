@@ -32,7 +32,10 @@ for cand in "$ROOT/.venv/bin/python" python3 python; do
 done
 [ -n "$PY" ] || die "need Python >= 3.11 (tomllib) or a Python with 'tomli' installed to read $PYPROJECT"
 
-command -v npm >/dev/null 2>&1 || die "npm is not installed. The book serves MathJax and the widget embed script itself and fetches them with npm at set-up time. Install Node.js and npm (Debian/Ubuntu: apt-get install -y npm; conda: conda install -c conda-forge nodejs) and rerun: bash scripts/fetch_assets.sh"
+NPM=${DLC_NPM:-npm}   # the npm client (DLC_NPM overrides it, e.g. for tests)
+need_npm() {
+    command -v "$NPM" >/dev/null 2>&1 || die "npm is not installed ('$NPM' not found). The book serves MathJax and the widget embed script itself and fetches them with npm at set-up time. Install Node.js and npm (Debian/Ubuntu: apt-get install -y npm; conda: conda install -c conda-forge nodejs) and rerun: bash scripts/fetch_assets.sh"
+}
 
 # One line per asset: NAME<TAB>PACKAGE<TAB>VERSION<TAB>INTEGRITY<TAB>SRC1<TAB>DST1<TAB>SRC2<TAB>DST2...
 read_pins() {
@@ -81,16 +84,25 @@ while IFS=$'\t' read -r -a f; do
         continue
     fi
 
+    need_npm
     echo "fetch_assets: fetching $pkg@$ver with npm pack"
     work="$TMP/$name"
     mkdir -p "$work/unpacked" "$work/out"
-    if ! (cd "$work" && npm pack "$pkg@$ver" --json --silent >pack.json 2>npm.err); then
+    if ! (cd "$work" && "$NPM" pack "$pkg@$ver" --json --silent >pack.json 2>npm.err); then
         cat "$work/npm.err" >&2 || true
-        die "'npm pack $pkg@$ver' failed. Is the npm registry reachable? (npm config get registry: $(npm config get registry 2>/dev/null || echo '?')). Without a network, copy an existing book/_vendor/ folder from a machine that has one."
+        die "'npm pack $pkg@$ver' failed. Is the npm registry reachable? (npm config get registry: $("$NPM" config get registry 2>/dev/null || echo '?')). Without a network, copy an existing book/_vendor/ folder from a machine that has one."
     fi
-    read -r tgz got_integ < <("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); d=d[0] if isinstance(d,list) else d; print(d["filename"], d["integrity"])' "$work/pack.json") \
-        || die "could not read npm pack's JSON report for $pkg@$ver ($work/pack.json)"
-    [ "$got_integ" = "$integ" ] || die "integrity mismatch for $pkg@$ver: pyproject.toml pins $integ but npm delivered $got_integ. Refusing to use it; if the pin is what is wrong, update it from 'npm view $pkg@$ver dist.integrity'."
+    # The integrity is computed here from the tarball's bytes (sha512, as npm writes it), not taken from npm.
+    read -r tgz got_integ < <("$PY" - "$work" <<'PYEOF'
+import base64, hashlib, json, pathlib, sys
+work = pathlib.Path(sys.argv[1])
+d = json.loads((work / "pack.json").read_text())
+d = d[0] if isinstance(d, list) else d
+tgz = work / d["filename"]
+print(tgz.name, "sha512-" + base64.b64encode(hashlib.sha512(tgz.read_bytes()).digest()).decode())
+PYEOF
+) || die "could not read npm pack's report or tarball for $pkg@$ver (in $work)"
+    [ "$got_integ" = "$integ" ] || die "integrity mismatch for $pkg@$ver: pyproject.toml pins $integ but the tarball npm delivered has $got_integ. Refusing to use it; if the pin is what is wrong, update it from 'npm view $pkg@$ver dist.integrity'."
     tar -xzf "$work/$tgz" -C "$work/unpacked" || die "could not unpack $work/$tgz"
     for ((i = 4; i < ${#f[@]}; i += 2)); do
         src=${f[i]} dst=${f[i+1]}

@@ -388,3 +388,52 @@ def test_chapter_2_widget_is_rendered_by_the_embed_script(visit, built_book):
     v.screenshot("02_widget.png")
     assert not v.blocked, f"the widget page tried to reach the network: {sorted(set(v.blocked))}"
     assert not v.errors, f"JavaScript errors on the widget page: {v.errors}"
+
+
+# ------------------------------------------------------------------------------------ scripts/fetch_assets.sh
+
+FETCH = ROOT / "scripts" / "fetch_assets.sh"
+
+
+def _fetch(dest: Path, npm: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DLC_VENDOR_DIR": str(dest), "DLC_NPM": npm}
+    return subprocess.run(["bash", str(FETCH)], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_fetch_assets_skips_what_is_present(tmp_path):
+    if not (VENDOR / ".stamps").is_dir():
+        pytest.fail("run `bash scripts/fetch_assets.sh` first (book/_vendor has no stamps)")
+    dest = tmp_path / "vendor"
+    shutil.copytree(VENDOR, dest)
+    proc = _fetch(dest, npm=str(tmp_path / "no-npm-here"))  # would fail if it tried to fetch anything
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("is present, skipping") == 3, proc.stdout
+
+
+def test_fetch_assets_without_npm_fails_clearly(tmp_path):
+    proc = _fetch(tmp_path / "vendor", npm=str(tmp_path / "no-npm-here"))
+    assert proc.returncode != 0
+    assert "npm is not installed" in proc.stderr and "apt-get install" in proc.stderr, proc.stderr
+    assert not (tmp_path / "vendor" / "mathjax").exists()
+
+
+def test_fetch_assets_refuses_a_tarball_that_does_not_match_the_pin(tmp_path):
+    """A stand-in npm delivers a package with the pinned files but other bytes: nothing may be installed."""
+    fake = tmp_path / "fake-npm"
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        "set -e\n"
+        '[ "$1" = pack ] || exit 2\n'
+        "mkdir -p package/es5 package/dist\n"
+        "for f in es5/tex-svg-full.js LICENSE package.json dist/embed-amd.js dist/embed.js.LICENSE.txt require.js;"
+        " do echo 'tampered' > package/$f; done\n"
+        "tar -czf fake.tgz package\n"
+        'echo \'[{"filename": "fake.tgz", "integrity": "sha512-whatever"}]\'\n'
+    )
+    fake.chmod(0o755)
+    dest = tmp_path / "vendor"
+    proc = _fetch(dest, npm=str(fake))
+    assert proc.returncode != 0
+    assert "integrity mismatch for mathjax@" in proc.stderr, proc.stderr
+    installed = [p for p in dest.rglob("*") if p.is_file()]
+    assert not installed, f"a rejected package left files behind: {installed}"
