@@ -100,7 +100,7 @@ def estimate_lipschitz(f, points: Tensor, method: str = "both") -> float:
 
     * ``"gradient"``: max_n ‖∇f(p_n)‖ (autograd; ``f`` must map ``[N, d]`` to
       ``[N]`` with each value depending on its own point only).
-    * ``"secant"``: max over pairs n ≠ m of |f(p_n) − f(p_m)| / ‖p_n − p_m‖
+    * ``"secant"``: max over pairs n ≠ m of ``|f(p_n) − f(p_m)| / ‖p_n − p_m‖``
       (an ``[N, N]`` table, so keep N to a few thousand).
     * ``"both"`` (default): the larger of the two.
 

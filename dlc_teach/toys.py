@@ -6,15 +6,15 @@ are a batch, the same convention as DLC's ``h`` with B as a batch dim), plus
 the minimiser ω* it is analysed about. Constants follow the input's dtype and
 device, so a toy works in float32/float64 on any device.
 
-==========================  ====  ===========  ============  ==========
-toy                         d     star-convex  convex        ω*
-==========================  ====  ===========  ============  ==========
-``quadratic(A)``            any   yes          yes           0
-``star_nonconvex(c)``       2     yes (μ=2(1−c))  no if c>1/3   0
-``double_well()``           1     no           no            1
-``wavy_1d()``               1     no           no            0
-``chamfer_rotation_loss``   1     no (spurious minima)       θ*
-==========================  ====  ===========  ============  ==========
+==========================  ====  ====================  ==============  ====
+toy                         d     star-convex           convex          ω*
+==========================  ====  ====================  ==============  ====
+``quadratic(A)``            any   yes                   yes             0
+``star_nonconvex(c)``       2     yes (μ = 2(1 − c))    no if c > 1/3   0
+``double_well()``           1     no                    no              1
+``wavy_1d()``               1     no                    no              0
+``chamfer_rotation_loss``   1     no (spurious minima)  no              θ*
+==========================  ====  ====================  ==============  ====
 """
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def star_nonconvex(c: float = 0.5) -> Toy:
     gives f(1, 0) = 1 + c > 2(1 − c). Its sublevel sets are star-shaped
     four-leaved "flowers" pinched along the diagonals, not convex sets.
 
-    f is differentiable everywhere (∇f(0) = 0, as |f| ≤ (1 + c) r²); the
+    f is differentiable everywhere (∇f(0) = 0, as ``|f| ≤ (1 + c) r²``); the
     rational term is evaluated with a guarded denominator so autograd gives
     0, not NaN, at the origin.
     """
@@ -171,7 +171,7 @@ def wavy_1d(amplitude: float = 2.0, frequency: float = 3.0) -> Toy:
     minimum. Stationary points solve x = −a·k·sin(kx); near x ≈ 2πn/k this has
     local minima as long as 2πn/k ≲ a·k. The default a = 2, k = 3 has seven
     minima in [−6, 6], at x ≈ 0, ±1.98, ±3.95, ±5.84 with values ≈ 0, 2.08,
-    8.29, 18.6: gradient descent from |x| ≳ 1 gets stuck, the picture of
+    8.29, 18.6: gradient descent from ``|x| ≳ 1`` gets stuck, the picture of
     chapter 1's basins of attraction. Introduced in chapter 1.
     """
     amplitude, frequency = float(amplitude), float(frequency)
