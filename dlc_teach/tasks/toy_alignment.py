@@ -16,6 +16,7 @@ and reuses :func:`shifted_sq_diff`, :func:`make_loss` and :func:`gd_success_rate
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..neighborhoods import GaussianNeighborhood
+from ..objective import DLCLoss
 from .base import Experiment, ExperimentConfig
 
 __all__ = [
@@ -216,19 +218,23 @@ def random_smooth_signals(n: int, length: int, width: float, generator: torch.Ge
     The signals are analytic functions of x, so ``shift`` ``[n]`` evaluates s(x − shift) exactly,
     without interpolation. Each signal is scaled to unit standard deviation (before shifting).
     """
+    if shift is not None and shift.shape != (n,):
+        raise ValueError(f"shift must have shape [n] = [{n}], got {tuple(shift.shape)}")
     n_bumps = int(math.ceil((length + 80) / width))
     centres = torch.rand(n, n_bumps, generator=generator, dtype=torch.float64) * (length + 80) - 40
     weights = torch.randn(n, n_bumps, generator=generator, dtype=torch.float64)
     x = torch.arange(length, dtype=torch.float64).view(1, length, 1)  # [1, L, 1]
 
-    def evaluate(offset):  # offset [n] -> [n, L]
-        z = (x - offset.view(n, 1, 1) - centres.view(n, 1, n_bumps)) / width
-        return (weights.view(n, 1, n_bumps) * torch.exp(-0.5 * z * z)).sum(-1)
+    def evaluate(rows, offset):  # rows [m], offset [m] -> s(x − offset) [m, L]
+        z = (x - offset.view(-1, 1, 1) - centres[rows].unsqueeze(1)) / width  # [m, L, bumps]
+        return (weights[rows].unsqueeze(1) * torch.exp(-0.5 * z * z)).sum(-1)
 
-    zero = torch.zeros(n, dtype=torch.float64)
-    scale = evaluate(zero).std(dim=1, keepdim=True)  # [n, 1]
-    out = evaluate(zero if shift is None else shift.to(torch.float64)) / scale
-    return out.to(torch.float32)
+    out = torch.empty(n, length)
+    for rows in torch.arange(n).split(256):  # chunks keep the [n, L, bumps] intermediate small
+        zero = torch.zeros(len(rows), dtype=torch.float64)
+        scale = evaluate(rows, zero).std(dim=1, keepdim=True)  # [m, 1]
+        out[rows] = (evaluate(rows, zero if shift is None else shift[rows].to(torch.float64)) / scale).float()
+    return out
 
 
 def make_pairs_1d(n: int, length: int, max_shift: float, width: float, noise: float,
@@ -242,6 +248,13 @@ def make_pairs_1d(n: int, length: int, max_shift: float, width: float, noise: fl
     inp = inp + noise * torch.randn(inp.shape, generator=generator)
     tpl = tpl + noise * torch.randn(tpl.shape, generator=generator)
     return inp, tpl, omega_star.to(torch.float32).view(n, 1)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_pairs_1d(n_train, n_test, length, max_shift, width, noise, seed):
+    g = torch.Generator().manual_seed(1000 + seed)
+    return (make_pairs_1d(n_train, length, max_shift, width, noise, g),
+            make_pairs_1d(n_test, length, max_shift, width, noise, g))
 
 
 class ConvFeatures1d(nn.Module):
@@ -284,6 +297,8 @@ class ToyAlignmentConfig(ExperimentConfig):
     gd_steps: int = 100
     gd_tol: float = 1.0
     eval_offsets: tuple = (4.0, 8.0, 12.0, 16.0)
+    constraints: tuple = (12, 13, 14)  # which of Eqs. 12-14 DLC enforces (ablations, Fig. 9)
+    eval_train_size: int = 128  # training pairs evaluated after each epoch by dlc_teach.training.train
 
 
 class ToyAlignment1D(Experiment):
@@ -298,19 +313,18 @@ class ToyAlignment1D(Experiment):
     name = "toy-alignment"
     main_metric = "gd_success_12"
     presets = {
-        "tiny": ToyAlignmentConfig(preset="tiny", n_train=64, n_test=32, batch_size=32, epochs=2, lr=3e-3,
-                                   channels=4, mu=2 / 64, gd_steps=30),
-        "ci": ToyAlignmentConfig(preset="ci", n_train=1024, n_test=256, batch_size=64, epochs=38, lr=3e-3,
+        "tiny": ToyAlignmentConfig(preset="tiny", n_train=256, n_test=32, batch_size=32, epochs=2, lr=1e-2,
+                                   channels=4, mu=2 / 64, gd_steps=30, eval_train_size=32),
+        "ci": ToyAlignmentConfig(preset="ci", n_train=4800, n_test=256, batch_size=32, epochs=4, lr=3e-3,
                                  mu=2 / 64),
-        "full": ToyAlignmentConfig(preset="full", n_train=8192, n_test=1024, batch_size=128, epochs=40, lr=2e-3,
-                                   channels=16, layers=4, mu=2 / 64, gd_steps=200),
+        "full": ToyAlignmentConfig(preset="full", n_train=32768, n_test=2048, batch_size=128, epochs=20, lr=2e-3,
+                                   channels=16, layers=4, mu=2 / 64, gd_steps=200, eval_train_size=512),
     }
 
     def datasets(self) -> tuple[Dataset, Dataset]:
+        """Train and test pairs from a fixed seed (1000 + ``seed``); cached in memory across runs."""
         c = self.config
-        g = torch.Generator().manual_seed(1000 + c.seed)
-        train = make_pairs_1d(c.n_train, c.size, c.max_shift, c.width, c.noise, g)
-        test = make_pairs_1d(c.n_test, c.size, c.max_shift, c.width, c.noise, g)
+        train, test = _cached_pairs_1d(c.n_train, c.n_test, c.size, c.max_shift, c.width, c.noise, c.seed)
         return TensorDataset(*train), TensorDataset(*test)
 
     def build_model(self) -> nn.Module:
@@ -318,7 +332,15 @@ class ToyAlignment1D(Experiment):
         return ConvFeatures1d(c.channels, c.layers, c.kernel)
 
     def neighborhood(self) -> GaussianNeighborhood:
+        """ω ~ N(ω*, σ²I) with σ = ``config.sigma`` (half the shift range by default)."""
         return GaussianNeighborhood(sigma=self.config.sigma)
+
+    def dlc_loss(self) -> DLCLoss:
+        """Eq. 11 from the preset, with only the constraints listed in ``config.constraints``."""
+        c = self.config
+        return DLCLoss(rho=c.rho, lam=c.lam, mu=c.mu, n_samples=c.n_samples, neighborhood=self.neighborhood(),
+                       constraints=c.constraints, learn_lam=c.learn_lam, learn_mu=c.learn_mu,
+                       reduction=c.reduction)
 
     def loss_fn(self, model: nn.Module, batch) -> tuple[Callable[[Tensor], Tensor], Tensor]:
         return make_loss(model, batch, self.config.margin)

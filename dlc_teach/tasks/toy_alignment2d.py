@@ -9,6 +9,7 @@ rate and the scale normalisation are those of the 1-D task (:mod:`dlc_teach.task
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,15 @@ def make_pairs_2d(images: list[Tensor], n: int, size: int, max_shift: float, noi
     return inp, tpl, omega_star.float()
 
 
+@functools.lru_cache(maxsize=4)
+def _cached_pairs_2d(train_images, test_images, downscale, n_train, n_test, size, max_shift, noise, seed):
+    g = torch.Generator().manual_seed(2000 + seed)
+    train_imgs = [load_gray_image(n, downscale) for n in train_images]
+    test_imgs = [load_gray_image(n, downscale) for n in test_images]
+    return (make_pairs_2d(train_imgs, n_train, size, max_shift, noise, g),
+            make_pairs_2d(test_imgs, n_test, size, max_shift, noise, g))
+
+
 class ConvFeatures2d(nn.Module):
     """f_θ: ``[B, H, W]`` -> ``[B, C, H, W]``; ``layers`` same-size 2-D convolutions with tanh between them."""
 
@@ -114,8 +124,8 @@ def landscape_2d(model: nn.Module | None, pair, radius: float, n: int = 41, marg
     return wx, wy, vals.view(n, n)
 
 
-_COMMON_2D = dict(size=64, max_shift=8.0, margin=16, sigma=4.0, mu=1 / 16, kernel=5, noise=0.05,
-                  gd_lr=2.0, gd_steps=100, eval_offsets=(2.0, 4.0, 6.0, 8.0))
+_COMMON_2D = dict(size=48, max_shift=6.0, margin=12, sigma=3.0, mu=1 / 9, kernel=3, noise=0.05,
+                  gd_lr=2.0, gd_steps=100, eval_offsets=(2.0, 4.0, 6.0))
 
 
 @dataclass(frozen=True)
@@ -138,20 +148,18 @@ class ToyAlignment2D(ToyAlignment1D):
     main_metric = "gd_success_6"
     presets = {
         "tiny": ToyAlignment2DConfig(preset="tiny", n_train=32, n_test=16, batch_size=16, epochs=2, lr=3e-3,
-                                     channels=4, **{**_COMMON_2D, "gd_steps": 30}),
-        "ci": ToyAlignment2DConfig(preset="ci", n_train=512, n_test=128, batch_size=32, epochs=10, lr=3e-3,
-                                   **_COMMON_2D),
-        "full": ToyAlignment2DConfig(preset="full", n_train=8192, n_test=1024, batch_size=64, epochs=20, lr=2e-3,
-                                     channels=16, layers=4, **{**_COMMON_2D, "gd_steps": 200}),
+                                     channels=4, eval_train_size=16, **{**_COMMON_2D, "gd_steps": 30}),
+        "ci": ToyAlignment2DConfig(preset="ci", n_train=1600, n_test=128, batch_size=32, epochs=2, lr=3e-3,
+                                   eval_train_size=64, **_COMMON_2D),
+        "full": ToyAlignment2DConfig(preset="full", n_train=16384, n_test=1024, batch_size=64, epochs=10, lr=2e-3,
+                                     channels=16, layers=4, eval_train_size=512, **{**_COMMON_2D, "gd_steps": 200}),
     }
 
     def datasets(self) -> tuple[Dataset, Dataset]:
+        """Train crops of ``train_images``, test crops of ``test_images`` (seed 2000 + ``seed``; cached in memory)."""
         c = self.config
-        g = torch.Generator().manual_seed(2000 + c.seed)
-        train_imgs = [load_gray_image(n, c.downscale) for n in c.train_images]
-        test_imgs = [load_gray_image(n, c.downscale) for n in c.test_images]
-        train = make_pairs_2d(train_imgs, c.n_train, c.size, c.max_shift, c.noise, g)
-        test = make_pairs_2d(test_imgs, c.n_test, c.size, c.max_shift, c.noise, g)
+        train, test = _cached_pairs_2d(c.train_images, c.test_images, c.downscale, c.n_train, c.n_test, c.size,
+                                       c.max_shift, c.noise, c.seed)
         return TensorDataset(*train), TensorDataset(*test)
 
     def build_model(self) -> nn.Module:
