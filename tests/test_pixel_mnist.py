@@ -16,6 +16,15 @@ from dlc_teach.tasks import get_experiment
 from dlc_teach.tasks.pixel_mnist import PixelLSTM, PixelMNIST, PixelMNISTConfig, pixel_sequences, soft_label_ce
 
 
+@pytest.fixture
+def one_thread():
+    """Train on one thread: these LSTMs are tiny, and on a shared 2-core machine extra threads mostly wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _random_simplex(shape, generator, dtype=torch.float64):
     return torch.softmax(3 * torch.randn(shape, generator=generator, dtype=dtype), dim=-1)
 
@@ -96,7 +105,7 @@ def test_h_difference_is_a_soft_label_weighted_logit_margin(generator):
 
 
 @pytest.mark.parametrize("lam, mu", [(0.5, 1.0), (0.2, 3.0), (0.9, 0.1)])
-def test_xi_equals_its_closed_form_through_dlc_loss(data_dir, lam, mu):
+def test_xi_equals_its_closed_form_through_dlc_loss(data_dir, one_thread, lam, mu):
     """h is linear in ω, so Eq. 14's slack is λ(1−λ)μ/2 · d² exactly, whatever θ is."""
     exp = PixelMNIST.from_preset("tiny")
     train, _ = exp.datasets()
@@ -202,7 +211,7 @@ def test_optimizer_clips_the_global_gradient_norm():
 
 
 # --- one tiny training run ---------------------------------------------------------------------------
-def test_tiny_dlc_training_lowers_the_loss(data_dir):
+def test_tiny_dlc_training_lowers_the_loss(data_dir, one_thread):
     from dlc_teach.training import seed_everything, train
 
     exp = PixelMNIST.from_preset("tiny")
