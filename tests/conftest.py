@@ -5,6 +5,8 @@
 * Hypothesis runs without per-example deadlines: the machines here have 2 shared cores, and a deadline
   there fails tests for timing noise, not for wrong results.
 * Every test function starts from ``torch.manual_seed(0)`` (autouse), so a test is reproducible on its own.
+* torch uses one intra-op thread in the test process: ``make test`` runs two xdist workers on two cores, and
+  two threads per worker oversubscribe them (measured: small ops then stall for tens of milliseconds).
 
 Fixtures: ``repo_root``, ``generator`` (a seeded CPU ``torch.Generator``), ``tiny_preset`` (sets
 ``DLC_PRESET=tiny`` for one test), ``data_dir`` (a private ``DLC_DATA_DIR`` so no test touches the user's cache),
@@ -21,6 +23,7 @@ import torch
 from hypothesis import settings
 
 matplotlib.use("Agg")
+torch.set_num_threads(1)
 
 settings.register_profile("dlc-teach", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dlc-teach"))
