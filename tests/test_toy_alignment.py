@@ -175,3 +175,11 @@ def test_2d_task_pairs_landscape_and_evaluate():
     assert feats.shape == (2, c.channels, c.size, c.size)
     metrics = exp.evaluate(exp.build_model(), [test_ds[:8]])
     assert set(metrics) == {"loss"} | {f"gd_success_{o:g}" for o in c.eval_offsets}
+
+
+def test_positions_outside_the_signal_read_the_edge_value():
+    f = torch.arange(10.0, dtype=torch.float64).view(1, 1, 10)
+    zero = torch.zeros_like(f)
+    # window x = 2..7, shifted by 5: positions 7..12 read f = 7, 8, 9, 9, 9, 9
+    got = shifted_sq_diff(f, zero, torch.tensor([[5.0]], dtype=torch.float64), margin=2)
+    assert float(got[0]) == pytest.approx((49 + 64 + 81 * 4) / 6)

@@ -42,7 +42,8 @@ __all__ = [
 def shifted_sq_diff(feat_i: Tensor, feat_t: Tensor, omega: Tensor, margin: int) -> Tensor:
     """h(ω) = mean_{c, x ∈ window} (feat_i_c(x + ω) − feat_t_c(x))², batched over any leading dims of ω.
 
-    Works for 1-D signals and 2-D images alike (d = 1 or 2). Positions outside the signal read 0.
+    Works for 1-D signals and 2-D images alike (d = 1 or 2). Positions outside the signal read the nearest
+    edge value (``padding_mode="border"``; zeros would turn a constant offset of the features into a wall).
 
     Args:
         feat_i: features of the inputs, ``[B, C, L]`` (d = 1) or ``[B, C, H, W]`` (d = 2).
@@ -70,7 +71,7 @@ def shifted_sq_diff(feat_i: Tensor, feat_t: Tensor, omega: Tensor, margin: int) 
         x = torch.arange(margin, L - margin, device=feat_i.device, dtype=feat_i.dtype)  # [W]
         px = x + w[..., :1]  # [B, N, W]
         grid = torch.stack([2 * px / (L - 1) - 1, torch.zeros_like(px)], dim=-1)  # [B, N, W, 2]
-        sampled = F.grid_sample(feat_i.unsqueeze(2), grid, mode="bilinear", padding_mode="zeros",
+        sampled = F.grid_sample(feat_i.unsqueeze(2), grid, mode="bilinear", padding_mode="border",
                                 align_corners=True)  # [B, C, N, W]
         target = feat_t[:, :, margin:L - margin].unsqueeze(2)  # [B, C, 1, W]
     else:
@@ -83,7 +84,7 @@ def shifted_sq_diff(feat_i: Tensor, feat_t: Tensor, omega: Tensor, margin: int) 
         px, py = torch.broadcast_tensors(px, py)  # [B, N, Hw, Ww]
         grid = torch.stack([2 * px / (W_ - 1) - 1, 2 * py / (H - 1) - 1], dim=-1)  # [B, N, Hw, Ww, 2]
         sampled = F.grid_sample(feat_i, grid.reshape(B, N * Hw, Ww, 2), mode="bilinear",
-                                padding_mode="zeros", align_corners=True)  # [B, C, N*Hw, Ww]
+                                padding_mode="border", align_corners=True)  # [B, C, N*Hw, Ww]
         sampled = sampled.reshape(B, C, N, Hw * Ww)
         target = feat_t[:, :, margin:H - margin, margin:W_ - margin].reshape(B, C, 1, Hw * Ww)
     values = (sampled - target).pow(2).mean(dim=(1, 3))  # [B, N]
