@@ -94,7 +94,7 @@ def test_report_and_list(tmp_path, capsys):
 
 def test_python_dash_m_help():
     proc = subprocess.run([sys.executable, "-m", "dlc_teach", "--help"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "{train,evaluate,report,list}" in proc.stdout and "torchrun" in proc.stdout
+    assert proc.returncode == 0 and "{train,evaluate,report,list,fetch}" in proc.stdout and "torchrun" in proc.stdout
 
 
 def test_fetch_downloads_verifies_and_reports_offline(tmp_path, capsys, monkeypatch):
