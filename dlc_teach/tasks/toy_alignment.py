@@ -152,7 +152,7 @@ def landscape_1d(model: nn.Module | None, pair: Sequence[Tensor], radius: float,
         raise ValueError(f"radius must be > 0, got {radius!r}")
     with torch.no_grad():
         h, _ = make_loss(model, (inp[None], tpl[None], omega_star.reshape(1, 1)), margin)
-        omegas = omega_star.reshape(()).to(inp) + torch.linspace(-radius, radius, n, dtype=inp.dtype)
+        omegas = omega_star.reshape(()).to(inp) + torch.linspace(-radius, radius, n, dtype=inp.dtype, device=inp.device)
         values = h(omegas.view(n, 1, 1))[:, 0]  # [n]
     return omegas, values
 
@@ -240,7 +240,8 @@ def random_smooth_signals(n: int, length: int, width: float, generator: torch.Ge
 
 def make_pairs_1d(n: int, length: int, max_shift: float, width: float, noise: float,
                   generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-    """``n`` pairs: I ``[n, L]`` with I(x + ω*) = T(x) + noise, T ``[n, L]``, ω* ``[n, 1]`` ~ U[−max_shift, max_shift]."""
+    """``n`` pairs: I ``[n, L]`` with I(x + ω*) = T(x) (+ noise on both), T ``[n, L]``, and
+    ω* ``[n, 1]`` ~ U[−max_shift, max_shift]."""
     omega_star = (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * max_shift  # [n]
     state = generator.get_state()
     tpl = random_smooth_signals(n, length, width, generator)

@@ -116,7 +116,7 @@ def landscape_2d(model: nn.Module | None, pair, radius: float, n: int = 41, marg
         raise ValueError(f"radius must be > 0, got {radius!r}")
     with torch.no_grad():
         h, _ = make_loss(model, (inp[None], tpl[None], omega_star[None]), margin)
-        offs = torch.linspace(-radius, radius, n, dtype=inp.dtype)
+        offs = torch.linspace(-radius, radius, n, dtype=inp.dtype, device=inp.device)
         wx, wy = omega_star[0] + offs, omega_star[1] + offs
         gy, gx = torch.meshgrid(wy, wx, indexing="ij")  # [n, n]
         pts = torch.stack([gx.flatten(), gy.flatten()], dim=-1)  # [n*n, 2]
