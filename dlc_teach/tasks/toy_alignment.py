@@ -313,7 +313,7 @@ class ToyAlignment1D(Experiment):
     """
 
     name = "toy-alignment"
-    main_metric = "gd_success_12"
+    main_metric = "test_gd_success_12"
     presets = {
         "tiny": ToyAlignmentConfig(preset="tiny", n_train=256, n_test=32, batch_size=32, epochs=2, lr=1e-2,
                                    channels=4, mu=2 / 64, gd_steps=30, eval_train_size=32),

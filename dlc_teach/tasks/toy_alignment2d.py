@@ -145,7 +145,7 @@ class ToyAlignment2D(ToyAlignment1D):
     """
 
     name = "toy-alignment-2d"
-    main_metric = "gd_success_6"
+    main_metric = "test_gd_success_6"
     presets = {
         "tiny": ToyAlignment2DConfig(preset="tiny", n_train=32, n_test=16, batch_size=16, epochs=2, lr=3e-3,
                                      channels=4, eval_train_size=16, **{**_COMMON_2D, "gd_steps": 30}),
