@@ -12,6 +12,7 @@ from .base import Experiment, ExperimentConfig
 EXPERIMENTS: dict[str, str] = {
     "pixel-mnist": "dlc_teach.tasks.pixel_mnist:PixelMNIST",
     "toy-alignment": "dlc_teach.tasks.toy_alignment:ToyAlignment1D",
+    "toy-alignment-2d": "dlc_teach.tasks.toy_alignment2d:ToyAlignment2D",
 }
 
 
