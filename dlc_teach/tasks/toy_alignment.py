@@ -259,20 +259,25 @@ def _cached_pairs_1d(n_train, n_test, length, max_shift, width, noise, seed):
             make_pairs_1d(n_test, length, max_shift, width, noise, g))
 
 
+def conv_stack(conv: type[nn.Module], channels: int, layers: int, kernel: int) -> nn.Sequential:
+    """``layers`` same-size convolutions (``nn.Conv1d`` or ``nn.Conv2d``) from 1 to ``channels`` channels, tanh
+    between them, replicate padding (shared by the 1-D and 2-D feature maps)."""
+    if channels < 1 or layers < 1 or kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"need channels >= 1, layers >= 1 and an odd kernel; got {channels}, {layers}, {kernel}")
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods.append(conv(1 if i == 0 else channels, channels, kernel, padding=kernel // 2, padding_mode="replicate"))
+        if i < layers - 1:
+            mods.append(nn.Tanh())
+    return nn.Sequential(*mods)
+
+
 class ConvFeatures1d(nn.Module):
     """f_θ: ``[B, L]`` -> ``[B, C, L]``; ``layers`` same-size 1-D convolutions with tanh between them."""
 
     def __init__(self, channels: int = 8, layers: int = 3, kernel: int = 7):
         super().__init__()
-        if channels < 1 or layers < 1 or kernel < 1 or kernel % 2 == 0:
-            raise ValueError(f"need channels >= 1, layers >= 1 and an odd kernel; got {channels}, {layers}, {kernel}")
-        mods: list[nn.Module] = []
-        for i in range(layers):
-            mods.append(nn.Conv1d(1 if i == 0 else channels, channels, kernel, padding=kernel // 2,
-                                  padding_mode="replicate"))
-            if i < layers - 1:
-                mods.append(nn.Tanh())
-        self.net = nn.Sequential(*mods)
+        self.net = conv_stack(nn.Conv1d, channels, layers, kernel)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 2:

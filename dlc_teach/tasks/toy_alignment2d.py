@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset, TensorDataset
 
-from .toy_alignment import ToyAlignment1D, ToyAlignmentConfig, make_loss
+from .toy_alignment import ToyAlignment1D, ToyAlignmentConfig, conv_stack, make_loss
 
 __all__ = ["ToyAlignment2DConfig", "ToyAlignment2D", "ConvFeatures2d", "load_gray_image", "make_pairs_2d",
            "landscape_2d"]
@@ -86,15 +86,7 @@ class ConvFeatures2d(nn.Module):
 
     def __init__(self, channels: int = 8, layers: int = 3, kernel: int = 5):
         super().__init__()
-        if channels < 1 or layers < 1 or kernel < 1 or kernel % 2 == 0:
-            raise ValueError(f"need channels >= 1, layers >= 1 and an odd kernel; got {channels}, {layers}, {kernel}")
-        mods: list[nn.Module] = []
-        for i in range(layers):
-            mods.append(nn.Conv2d(1 if i == 0 else channels, channels, kernel, padding=kernel // 2,
-                                  padding_mode="replicate"))
-            if i < layers - 1:
-                mods.append(nn.Tanh())
-        self.net = nn.Sequential(*mods)
+        self.net = conv_stack(nn.Conv2d, channels, layers, kernel)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 3:
