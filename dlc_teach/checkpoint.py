@@ -16,7 +16,7 @@ import pickle
 import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -59,14 +59,15 @@ def restore_rng(state: dict[str, Any], generator: torch.Generator | None = None)
         generator.set_state(state["generator"])
 
 
-def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
+def _write_atomic(path: str | os.PathLike, mode: str, write: Callable[[Any], None]) -> Path:
+    """Call ``write(f)`` on a temporary file next to ``path``, fsync, then ``os.replace`` it onto ``path``:
+    an interrupted write leaves the previous file (or none), never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -77,20 +78,14 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
+    return _write_atomic(path, "wb", lambda f: torch.save(obj, f))
+
+
 def json_atomic(text: str, path: str | os.PathLike) -> Path:
     """Write ``text`` to ``path`` atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return _write_atomic(path, "w", lambda f: f.write(text))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
