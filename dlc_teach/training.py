@@ -108,7 +108,7 @@ def _train_loader(ds, cfg, epoch: int, batch_size: int, info: distributed.DistIn
 
 def _eval_loaders(cfg, train_ds, test_ds, dev: torch.device) -> dict[str, _OnDevice]:
     """The whole test set, and a fixed random subset of at most ``cfg.eval_train_size`` training items."""
-    n_eval = min(len(train_ds), getattr(cfg, "eval_train_size", len(train_ds)))
+    n_eval = min(len(train_ds), cfg.eval_train_size)
     subset = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed))[:n_eval]
     return {split: _OnDevice(DataLoader(ds, batch_size=cfg.batch_size), dev)
             for split, ds in (("train", Subset(train_ds, subset.tolist())), ("test", test_ds))}

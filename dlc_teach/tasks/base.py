@@ -26,8 +26,8 @@ __all__ = ["ExperimentConfig", "Experiment"]
 class ExperimentConfig:
     """Fields every experiment's preset has; experiments subclass it (still frozen) and add their own.
 
-    The DLC fields (``rho``, ``lam``, ``mu``, ``n_samples``, ``learn_lam``, ``learn_mu``) are the
-    hyperparameters of Eq. 11; the neighbourhood is chosen by the experiment.
+    The DLC fields (``rho``, ``lam``, ``mu``, ``n_samples``, ``learn_lam``, ``learn_mu``, ``reduction``,
+    ``constraints``) configure Eq. 11; the neighbourhood is chosen by the experiment.
     """
 
     preset: str = "ci"
@@ -45,6 +45,7 @@ class ExperimentConfig:
     learn_lam: bool = False
     learn_mu: bool = False
     reduction: str = "datapoint"
+    constraints: tuple = (12, 13, 14)  # which of Eqs. 12-14 DLC enforces (ablations, Fig. 9)
     checkpoint_every: int = 1  # epochs between checkpoints (when an output directory is given)
     eval_train_size: int = 2000  # training items (a fixed random subset) evaluated after each epoch
 
@@ -115,7 +116,8 @@ class Experiment(ABC):
         """The DLC objective configured from the preset (Eq. 11)."""
         c = self.config
         return DLCLoss(rho=c.rho, lam=c.lam, mu=c.mu, n_samples=c.n_samples, neighborhood=self.neighborhood(),
-                       learn_lam=c.learn_lam, learn_mu=c.learn_mu, reduction=c.reduction)
+                       constraints=c.constraints, learn_lam=c.learn_lam, learn_mu=c.learn_mu,
+                       reduction=c.reduction)
 
     def base_loss(self, model: nn.Module, batch: Any) -> Tensor:
         """The baseline objective: mean of h(ω*) over the batch (Eq. 1)."""

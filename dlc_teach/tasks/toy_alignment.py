@@ -27,7 +27,6 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..neighborhoods import GaussianNeighborhood
-from ..objective import DLCLoss
 from .base import Experiment, ExperimentConfig
 
 __all__ = [
@@ -304,7 +303,6 @@ class ToyAlignmentConfig(ExperimentConfig):
     gd_steps: int = 100
     gd_tol: float = 1.0
     eval_offsets: tuple = (4.0, 8.0, 12.0, 16.0)
-    constraints: tuple = (12, 13, 14)  # which of Eqs. 12-14 DLC enforces (ablations, Fig. 9)
     eval_train_size: int = 128  # training pairs evaluated after each epoch by dlc_teach.training.train
 
 
@@ -341,13 +339,6 @@ class ToyAlignment1D(Experiment):
     def neighborhood(self) -> GaussianNeighborhood:
         """ω ~ N(ω*, σ²I) with σ = ``config.sigma`` (half the shift range by default)."""
         return GaussianNeighborhood(sigma=self.config.sigma)
-
-    def dlc_loss(self) -> DLCLoss:
-        """Eq. 11 from the preset, with only the constraints listed in ``config.constraints``."""
-        c = self.config
-        return DLCLoss(rho=c.rho, lam=c.lam, mu=c.mu, n_samples=c.n_samples, neighborhood=self.neighborhood(),
-                       constraints=c.constraints, learn_lam=c.learn_lam, learn_mu=c.learn_mu,
-                       reduction=c.reduction)
 
     def loss_fn(self, model: nn.Module, batch) -> tuple[Callable[[Tensor], Tensor], Tensor]:
         return make_loss(model, batch, self.config.margin)
