@@ -13,13 +13,13 @@ PIP         := $(VENV)/bin/pip
 STAMP       := $(VENV)/.dlc-installed
 JOBS        ?= 2
 
-.PHONY: book test install assets chromium clean
+.PHONY: book test install assets offline-data chromium clean
 
-book: install assets
+book: install assets offline-data
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo "Book built: _build/html/index.html"
 
-test: install assets chromium
+test: install assets offline-data chromium
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile
 
 install: $(STAMP)
@@ -34,6 +34,9 @@ $(STAMP): pyproject.toml
 
 assets:
 	bash scripts/fetch_assets.sh
+
+offline-data:
+	bash scripts/fetch_offline_data.sh
 
 chromium:
 	bash scripts/ensure_chromium.sh
