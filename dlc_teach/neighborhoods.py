@@ -59,8 +59,19 @@ class Neighborhood:
             raise ValueError(f"{type(self).__name__} works on d = {self.dim} coordinates, got d = {d}")
         shape = (n, 1, d) if shared else (n, B, d)
         z = torch.randn(shape, generator=generator, device=omega_star.device, dtype=omega_star.dtype)
-        noise = z * self.noise_scale(d, omega_star)
+        noise = z * self._scale(d, omega_star)  # one draw, one scaling kernel
         return self.perturb(omega_star, noise.expand(n, B, d))
+
+    def _scale(self, d: int, like: Tensor) -> float | Tensor:
+        """:meth:`noise_scale`, computed once per (d, device, dtype): a float when every coordinate has the same
+        σ, else a ``[d]`` tensor already on the device (so sampling never builds or copies a tensor per call)."""
+        cache = self.__dict__.setdefault("_scale_cache", {})
+        key = (d, like.device, like.dtype)
+        if key not in cache:
+            values = self.noise_scale(d, torch.empty(0, dtype=like.dtype)).tolist()  # on the CPU: no device read
+            cache[key] = values[0] if len(set(values)) == 1 else torch.tensor(values, dtype=like.dtype,
+                                                                               device=like.device)
+        return cache[key]
 
 
 class GaussianNeighborhood(Neighborhood):

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlc_teach.neighborhoods import GaussianNeighborhood
-from dlc_teach.objective import CONSTRAINTS, DLCLoss, hinge_terms
+from dlc_teach.objective import CONSTRAINTS, DLCLoss, hinge_coefficients, hinge_terms
 
 F64 = torch.float64
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
@@ -142,13 +142,53 @@ def test_h_is_called_once_on_all_points(K):
     assert res.h_star.shape == (B,) and res.h_omega.shape == res.sq_dist.shape == (K, B)
 
 
-def test_loss_is_eq_11_from_the_returned_parts():
+def _eq11_by_hand(h, omega_star, omega, lam, mu, rho):
+    """Eq. 11 written out datapoint by datapoint and sample by sample, in Python float arithmetic."""
+    K, B, _ = omega.shape
+    hs = h(omega_star).tolist()  # h is a per-datapoint loss: evaluate whole batches, index by i
+    ho = [h(omega[k]).tolist() for k in range(K)]
+    ht = [h((1 - lam) * omega_star + lam * omega[k]).tolist() for k in range(K)]
+    d2 = [(omega[k] - omega_star).pow(2).sum(-1).tolist() for k in range(K)]
+    total = 0.0
+    for i in range(B):
+        acc = 0.0
+        for k in range(K):
+            a, b, c, q = hs[i], ho[k][i], ht[k][i], mu / 2 * d2[k][i]
+            acc += max(0.0, a - c) + max(0.0, a - b + q) + max(0.0, c - (1 - lam) * a - lam * b + lam * (1 - lam) * q)
+        total += hs[i] + rho * acc / K
+    return total / B
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_loss_matches_eq_11_written_out_by_hand(learn):
     omega_star, W, make_h = _toy_problem()
-    res = DLCLoss(rho=0.7, lam=0.4, mu=3.0, n_samples=3)(make_h(W), omega_star)
-    manual = (res.h_star + 0.7 * (res.eps_k + res.gamma_k + res.xi_k).mean(0)).mean()
-    torch.testing.assert_close(res.loss, manual)
+    h = make_h(W)
+    loss_fn = DLCLoss(rho=0.7, lam=0.4, mu=3.0, n_samples=3, learn_lam=learn, learn_mu=learn).double()
+    res = loss_fn(h, omega_star, generator=torch.Generator().manual_seed(4))
+    expected = _eq11_by_hand(h, omega_star, res.omega, res.lam.item(), res.mu.item(), 0.7)  # λ, μ as used
+    assert res.gamma.item() > 0 and res.xi.item() > 0  # every hinge is active somewhere
+    assert res.loss.item() == pytest.approx(expected, rel=1e-10)
     assert set(res.as_dict()) == {"loss", "base", "eps", "gamma", "xi", "lam", "mu"}
     assert res.hinge.item() == pytest.approx((res.eps + res.gamma + res.xi).item())
+
+
+def test_fused_hinges_equal_the_reference_hinge_terms():
+    omega_star, W, make_h = _toy_problem()
+    res = DLCLoss(rho=1.0, lam=0.3, mu=4.0, n_samples=5).double()(make_h(W), omega_star)
+    ref = hinge_terms(res.h_star, res.h_omega, res.h_tilde, res.sq_dist, 0.3, 4.0)
+    for got, want in zip((res.eps_k, res.gamma_k, res.xi_k), ref):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("lam,mu", [(0.3, 4.0), (0.0, 0.0), (1.0, 2.5)])
+def test_hinge_coefficients_rows(lam, mu):
+    C = hinge_coefficients(lam, mu)
+    expected = torch.tensor([[1, 0, -1, 0], [1, -1, 0, mu / 2], [-(1 - lam), -lam, 1, lam * (1 - lam) * mu / 2]],
+                            dtype=torch.float64)
+    torch.testing.assert_close(C, expected, rtol=0, atol=1e-15)
+    torch.testing.assert_close(hinge_coefficients(torch.tensor(lam, dtype=F64), torch.tensor(mu, dtype=F64)),
+                               expected, rtol=0, atol=1e-15)
+    assert hinge_coefficients(lam, mu, constraints=(13,))[[0, 2]].abs().sum() == 0
 
 
 @pytest.mark.parametrize("subset", [(), (12,), (13,), (14,), (12, 14), (13, 14)])
@@ -234,6 +274,8 @@ def test_one_sgd_step_pushes_a_trainable_mu_down():
 @pytest.mark.parametrize("kwargs,word", [
     (dict(lam=-0.1), "lam"), (dict(lam=1.5), "lam"), (dict(lam=float("nan")), "lam"),
     (dict(mu=-1.0), "mu"), (dict(mu=float("nan")), "mu"), (dict(rho=-0.5), "rho"),
+    (dict(mu=float("inf")), "mu.*finite"), (dict(rho=float("inf")), "rho.*finite"),
+    (dict(rho=float("nan")), "rho"), (dict(lam="half"), "lam"),
     (dict(n_samples=0), "n_samples"), (dict(n_samples=True), "n_samples"), (dict(n_samples=2.0), "n_samples"),
     (dict(constraints=(11, 13)), "subset"), (dict(constraints=12), "subset"), (dict(constraints="12"), "subset"),
     (dict(reduction="sum"), "reduction"),
@@ -278,14 +320,29 @@ def test_h_with_the_wrong_output_shape(h):
 
 @pytest.mark.parametrize("where,bad,name", [(0, float("nan"), "h\\(omega\\*\\)"), (1, float("inf"), "h\\(omega\\)"),
                                             (-1, float("-inf"), "h\\(omega_tilde\\)")])
-def test_non_finite_h_names_the_culprit(where, bad, name):
+def test_non_finite_h_is_flagged_and_named_on_request(where, bad, name):
     def h(w):
         out = w.pow(2).sum(-1).clone()
         out[where, 0] = bad
         return out
 
+    res = DLCLoss(n_samples=2)(h, torch.zeros(3, 2))  # default: no host read, a device-side flag
+    assert res.finite.dtype == torch.bool and not res.finite.item()
     with pytest.raises(ValueError, match="non-finite.*" + name):
-        DLCLoss(n_samples=2)(h, torch.zeros(3, 2))
+        DLCLoss(n_samples=2, check_finite=True)(h, torch.zeros(3, 2))
+
+
+def test_finite_h_sets_the_flag():
+    res = DLCLoss(n_samples=2, check_finite=True)(lambda w: w.pow(2).sum(-1), torch.zeros(3, 2))
+    assert res.finite.item()
+
+
+def test_cached_constants_follow_the_module_dtype():
+    omega_star = torch.randn(3, 2)
+    loss_fn = DLCLoss(lam=0.3, mu=0.1)
+    assert loss_fn(quadratic_around(omega_star), omega_star).lam.dtype == torch.float32
+    res = loss_fn.double()(quadratic_around(omega_star.double()), omega_star.double())
+    assert res.lam.dtype == torch.float64 and res.lam.item() == 0.3
 
 
 # --- device / dtype ------------------------------------------------------------------------------
