@@ -13,6 +13,8 @@ EXPERIMENTS: dict[str, str] = {
     "pixel-mnist": "dlc_teach.tasks.pixel_mnist:PixelMNIST",
     "toy-alignment": "dlc_teach.tasks.toy_alignment:ToyAlignment1D",
     "toy-alignment-2d": "dlc_teach.tasks.toy_alignment2d:ToyAlignment2D",
+    "registration": "dlc_teach.tasks.registration:Registration",
+    "registration-dcploss": "dlc_teach.tasks.registration:RegistrationDCPLoss",
 }
 
 

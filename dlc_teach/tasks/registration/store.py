@@ -1,0 +1,96 @@
+"""Train and store the ``ci`` models of chapter 6 (small checkpoints + results JSON with provenance).
+
+Introduced in chapter 6. Training DCP and DLC+DCP at preset ``ci`` takes minutes on 2 CPU cores, more
+than a notebook may spend, so the chapter loads models stored by::
+
+    python -m dlc_teach.tasks.registration.store            # all runs of RUNS (one thread each)
+    python -m dlc_teach.tasks.registration.store dcp-s0     # one run
+
+Each run is ``dlc_teach.training.train(<experiment>.from_preset("ci", seed=s), dlc=...)`` — the same
+as ``dlc-teach train <experiment> --preset ci [--no-dlc]`` for seed 0. It writes
+``data/checkpoints/registration/<tag>.pt`` (model weights, the DLC λ/μ parameters, the config; loads
+with ``weights_only=True``) and ``data/results/registration-ci-<tag>.json`` (the results of ``train``,
+the command, the data source, and the objective after the first ``FIRST_STEPS`` steps, which
+``tests/test_registration_store.py`` recomputes to check that the stored models are reproducible).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from ...checkpoint import FORMAT_VERSION, json_atomic, load_checkpoint, save_atomic
+from ...training import train
+from .experiment import Registration, RegistrationDCPLoss
+
+__all__ = ["RUNS", "FIRST_STEPS", "CHECKPOINT_DIR", "first_steps", "store_run", "load_stored"]
+
+_ROOT = Path(__file__).resolve().parents[3] / "data"
+CHECKPOINT_DIR = _ROOT / "checkpoints" / "registration"
+RESULTS_DIR = _ROOT / "results"
+FIRST_STEPS = 3
+#: tag -> (experiment class, dlc, seed)
+RUNS = {
+    "dcp-s0": (Registration, False, 0), "dlc-corr-s0": (Registration, True, 0),
+    "dlc-dcploss-s0": (RegistrationDCPLoss, True, 0),
+    "dcp-s1": (Registration, False, 1), "dlc-corr-s1": (Registration, True, 1),
+    "dcp-s2": (Registration, False, 2), "dlc-corr-s2": (Registration, True, 2),
+}
+
+
+def first_steps(tag: str, steps: int = FIRST_STEPS, preset: str = "ci") -> float:
+    """The mean objective of the first ``steps`` optimiser steps of run ``tag`` (one torch thread)."""
+    cls, dlc, seed = RUNS[tag]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = train(cls.from_preset(preset, seed=seed), dlc=dlc, max_steps=steps, progress=False, log=None,
+                    device="cpu")
+    finally:
+        torch.set_num_threads(before)
+    return res["history"][0]["objective"]
+
+
+def store_run(tag: str) -> dict:
+    """Train run ``tag`` at preset ci on one thread and write its checkpoint and results JSON."""
+    cls, dlc, seed = RUNS[tag]
+    torch.set_num_threads(1)
+    first = first_steps(tag)
+    exp = cls.from_preset("ci", seed=seed)
+    res = train(exp, dlc=dlc, progress=False, device="cpu")
+    model, objective = res.pop("model"), res.pop("objective")
+    res.update({
+        "command": f"python -m dlc_teach.tasks.registration.store {tag}  (= train({cls.__name__}.from_preset"
+                   f"('ci', seed={seed}), dlc={dlc}); dlc-teach train {cls.name} --preset ci"
+                   f"{'' if dlc else ' --no-dlc'} for seed 0)",
+        "data_source": exp.source, "first_steps": {"steps": FIRST_STEPS, "objective": first, "threads": 1},
+    })
+    save_atomic({"format": FORMAT_VERSION, "experiment": cls.name, "dlc": dlc, "config": res["preset"],
+                 "model": model.state_dict(),
+                 "dlc_loss": objective.state_dict() if objective is not None else None,
+                 "git_commit": res["git_commit"]}, CHECKPOINT_DIR / f"{tag}.pt")
+    json_atomic(json.dumps(res, indent=2) + "\n", RESULTS_DIR / f"registration-ci-{tag}.json")
+    return res
+
+
+def load_stored(tag: str):
+    """``(experiment, model in eval mode, results dict)`` of a stored ci run."""
+    cls, dlc, seed = RUNS[tag]
+    ckpt = load_checkpoint(CHECKPOINT_DIR / f"{tag}.pt")
+    exp = cls.from_preset("ci", seed=seed)
+    model = exp.build_model()
+    model.load_state_dict(ckpt["model"])
+    results = json.loads((RESULTS_DIR / f"registration-ci-{tag}.json").read_text(encoding="utf-8"))
+    return exp, model.eval(), results
+
+
+if __name__ == "__main__":
+    tags = sys.argv[1:] or list(RUNS)
+    unknown = [t for t in tags if t not in RUNS]
+    if unknown:
+        raise SystemExit(f"unknown run(s) {unknown}; expected some of {list(RUNS)}")
+    for t in tags:
+        r = store_run(t)
+        print(t, {k: round(v, 4) for k, v in r["final"].items()}, f"{r['wall_time_s']:.0f} s")
