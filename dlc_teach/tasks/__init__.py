@@ -10,6 +10,7 @@ import importlib
 from .base import Experiment, ExperimentConfig
 
 EXPERIMENTS: dict[str, str] = {
+    "homography": "dlc_teach.tasks.homography:DeepLKHomography",
     "pixel-mnist": "dlc_teach.tasks.pixel_mnist:PixelMNIST",
     "toy-alignment": "dlc_teach.tasks.toy_alignment:ToyAlignment1D",
     "toy-alignment-2d": "dlc_teach.tasks.toy_alignment2d:ToyAlignment2D",
