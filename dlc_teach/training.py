@@ -17,6 +17,7 @@ import random
 import subprocess
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -25,10 +26,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, loaders
 from .checkpoint import FORMAT_VERSION, capture_rng, json_atomic, load_checkpoint, restore_rng, save_atomic
 from .presets import format_config
 from .tasks.base import Experiment
@@ -46,27 +47,40 @@ def seed_everything(seed: int) -> None:
 
 
 def _git_commit() -> str:
+    """``HEAD`` of the checkout this package runs from (``-dirty`` with uncommitted changes to tracked files);
+    ``"unknown"`` without git or when the package is not a checkout's own (e.g. an installed wheel)."""
     root = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    if out.returncode != 0:
-        return "unknown"
-    return out.stdout.strip() + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+    lines = out.stdout.split()
+    if out.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != root:
+        return "unknown"  # a site-packages inside some other repository must not borrow its commit
+    return lines[1] + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
-def provenance(device: torch.device) -> dict[str, Any]:
-    """Where and with what a result was produced: git commit, device name, versions, UTC date."""
+def provenance(device: torch.device, command: list[str] | None = None) -> dict[str, Any]:
+    """Where and with what a result was produced: git commit, device name, versions (CUDA and cuDNN: None
+    on a CPU), the command line (default ``sys.argv``), UTC date."""
     from . import __version__
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})"
+    cuda = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if cuda else f"cpu ({platform.machine()})"
     return {"git_commit": _git_commit(), "device": name,
             "versions": {"dlc_teach": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                         "python": platform.python_version()},
+                         "python": platform.python_version(), "cuda": torch.version.cuda if cuda else None,
+                         "cudnn": torch.backends.cudnn.version() if cuda else None},
+            "command": [str(a) for a in (sys.argv if command is None else command)],
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _float_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (float32 when it has none)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -95,23 +109,21 @@ class _OnDevice:
         return len(self.loader)
 
 
-def _train_loader(ds, cfg, epoch: int, batch_size: int, info: distributed.DistInfo) -> DataLoader:
-    """This epoch's shuffled loader; the order depends only on (seed, epoch), so resuming replays it."""
-    if info.enabled:
-        sampler = DistributedSampler(ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
-        sampler.set_epoch(epoch)
-    else:
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        sampler = RandomSampler(ds, generator=g)
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler)
+def _resident(train_ds, test_ds, dev: torch.device, info: distributed.DistInfo) -> dict:
+    """``TensorDataset``s that fit on the device, moved there once (see :mod:`dlc_teach.loaders`); else None."""
+    return {split: loaders.ResidentTensors(ds, dev) if loaders.can_reside(ds, dev, info.enabled) else None
+            for split, ds in (("train", train_ds), ("test", test_ds))}
 
 
-def _eval_loaders(cfg, train_ds, test_ds, dev: torch.device) -> dict[str, _OnDevice]:
+def _eval_loaders(cfg, train_ds, test_ds, dev: torch.device, resident: dict | None = None) -> dict:
     """The whole test set, and a fixed random subset of at most ``cfg.eval_train_size`` training items."""
-    n_eval = min(len(train_ds), cfg.eval_train_size)
-    subset = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed))[:n_eval]
-    return {split: _OnDevice(DataLoader(ds, batch_size=cfg.batch_size), dev)
-            for split, ds in (("train", Subset(train_ds, subset.tolist())), ("test", test_ds))}
+    resident = resident or {}
+    subset = loaders.eval_indices(len(train_ds), cfg.eval_train_size, cfg.seed)
+    out = {}
+    for split, ds, idx in (("train", train_ds, subset), ("test", test_ds, None)):
+        batches = loaders.eval_batches(ds, idx, cfg.batch_size, dev, resident.get(split))
+        out[split] = batches if resident.get(split) is not None else _OnDevice(batches, dev)
+    return out
 
 
 def evaluate_model(experiment: Experiment, model, device: str | torch.device | None = None) -> dict[str, float]:
@@ -132,6 +144,26 @@ def _evaluate(experiment: Experiment, model, loaders: dict[str, _OnDevice]) -> d
     return out
 
 
+def _code_and_data_mismatch(ckpt: dict, commit: str, data: dict) -> list[str]:
+    """What differs between the checkpoint's code/data and this run's (empty: nothing)."""
+    problems = []
+    then = ckpt.get("git_commit")
+    if then is None:
+        problems.append("the checkpoint records no git commit (written before checkpoints carried one)")
+    elif then.removesuffix("-dirty") != commit.removesuffix("-dirty"):
+        problems.append(f"code: checkpoint written at git commit {then}, this run is at {commit}")
+    old = ckpt.get("data")
+    if old is None:
+        problems.append("the checkpoint records no data source (written before checkpoints carried one)")
+    else:
+        def key(d):
+            return {k: v for k, v in d.items() if k != "description"}
+        if key(old) != key(data):
+            problems.append(f"data: checkpoint trained on {key(old)} ({old.get('description')}), this run "
+                            f"loads {key(data)} ({data.get('description')})")
+    return problems
+
+
 def _check_resumable(ckpt: dict, experiment: Experiment, dlc: bool, world_size: int) -> None:
     if ckpt["experiment"] != experiment.name or ckpt["dlc"] != dlc:
         raise ValueError(f"checkpoint is from experiment {ckpt['experiment']!r} (dlc={ckpt['dlc']}); cannot resume "
@@ -146,7 +178,8 @@ def _check_resumable(ckpt: dict, experiment: Experiment, dlc: bool, world_size: 
 
 def train(experiment: Experiment, *, dlc: bool = True, out_dir: str | Path | None = None, resume: bool = False,
           device: str | torch.device | None = None, progress: bool = True, max_steps: int | None = None,
-          log: Callable[[str], Any] | None = print) -> dict[str, Any]:
+          log: Callable[[str], Any] | None = print, allow_mismatch: bool = False,
+          command: list[str] | None = None) -> dict[str, Any]:
     """Train ``experiment`` with the DLC objective (Eq. 11) or the baseline (Eq. 1); return the results dict.
 
     Args:
@@ -161,6 +194,10 @@ def train(experiment: Experiment, *, dlc: bool = True, out_dir: str | Path | Non
         max_steps: stop after this many optimiser steps in total (the partial epoch is evaluated and logged,
             ``stopped_early`` is set, and no checkpoint is written for it).
         log: called with one line per epoch (and the config at the start); None for silence.
+        allow_mismatch: resume even when the checkpoint was written by other code (git commit) or trained on
+            other data (:meth:`~dlc_teach.tasks.base.Experiment.data_source`); a warning names the difference
+            and the results record it under ``resume_mismatch``. False (default): such a resume raises.
+        command: the command line recorded in the results and checkpoints (default ``sys.argv``).
 
     Returns:
         The results dict written to ``results.json``: ``experiment``, ``preset`` (the config as a dict),
@@ -168,7 +205,10 @@ def train(experiment: Experiment, *, dlc: bool = True, out_dir: str | Path | Non
         and for DLC ``eps``/``gamma``/``xi``/``lam``/``mu``; ``lr``; ``train_*`` metrics on a fixed subset of
         at most ``config.eval_train_size`` training items; ``test_*`` metrics on the whole test set),
         ``final`` (the last epoch's metrics), ``epochs_completed``, ``steps``, ``stopped_early``,
-        ``world_size``, provenance (``git_commit``, ``device``, ``versions``, ``date``) and ``wall_time_s``.
+        ``world_size``, ``data`` (:meth:`~dlc_teach.tasks.base.Experiment.data_source`: source and sizes),
+        provenance (``git_commit``, ``device``, ``versions`` incl. CUDA/cuDNN or None, ``command``, ``date``),
+        ``resume_mismatch`` (what differed on a resume with ``allow_mismatch``; empty otherwise) and
+        ``wall_time_s``.
         The returned dict (not the JSON) also holds ``"model"``, the trained ``nn.Module`` in eval mode, and
         ``"objective"``, the :class:`~dlc_teach.objective.DLCLoss` module (None for the baseline).
     """
@@ -181,12 +221,14 @@ def train(experiment: Experiment, *, dlc: bool = True, out_dir: str | Path | Non
     info, dev = distributed.setup(device)
     try:
         return _train(experiment, dlc, Path(out_dir) if out_dir is not None else None, resume, dev, info,
-                      progress, max_steps, log if (log is not None and info.is_main) else (lambda *_: None))
+                      progress, max_steps, log if (log is not None and info.is_main) else (lambda *_: None),
+                      allow_mismatch=allow_mismatch, command=command)
     finally:
         distributed.teardown(info)
 
 
-def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say) -> dict[str, Any]:
+def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say, *, allow_mismatch=False,
+           command=None) -> dict[str, Any]:
     t_start = time.perf_counter()
     cfg = experiment.config
     say(format_config(cfg, f"{experiment.name}: preset {cfg.preset!r}, {'DLC (Eq. 11)' if dlc else 'baseline'}, "
@@ -196,21 +238,31 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say) ->
                          f"{info.world_size} processes")
     seed_everything(cfg.seed)
     train_ds, test_ds = experiment.datasets()
+    data = experiment.data_source()  # what was loaded: recorded in the results and checkpoints
+    prov = provenance(dev, command)
     seed_everything(cfg.seed)  # the same initial weights whatever the datasets consumed, with or without DLC
     model = experiment.build_model().to(dev)
-    objective = experiment.dlc_loss().to(dev) if dlc else None
-    params = list(model.parameters()) + (list(objective.parameters()) if objective is not None else [])
-    optimizer = experiment.make_optimizer(params)
+    # trainable λ/μ (§4.2) live in the model's dtype, in their own parameter group (no weight decay, no clipping)
+    objective = experiment.dlc_loss().to(device=dev, dtype=_float_dtype(model)) if dlc else None
+    optimizer = experiment.make_optimizer(experiment.param_groups(model, objective))
     scheduler = experiment.make_scheduler(optimizer)
     noise = torch.Generator(device=dev).manual_seed(cfg.seed + 1 + info.rank)  # neighbour draws ω ~ N(ω*)
 
-    eval_loaders = _eval_loaders(cfg, train_ds, test_ds, dev)
+    resident = _resident(train_ds, test_ds, dev, info)  # data sets that fit live on the device
+    eval_loaders = _eval_loaders(cfg, train_ds, test_ds, dev, resident)
 
-    start_epoch, step, history, wall_before = 0, 0, [], 0.0
+    start_epoch, step, history, wall_before, mismatch = 0, 0, [], 0.0, []
     ckpt_path = out / "checkpoint.pt" if out is not None else None
     if resume and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
         _check_resumable(ckpt, experiment, dlc, info.world_size)
+        mismatch = _code_and_data_mismatch(ckpt, prov["git_commit"], data)
+        if mismatch and not allow_mismatch:
+            raise ValueError(f"refusing to resume from {ckpt_path}: " + "; ".join(mismatch) + ". Pass "
+                             f"allow_mismatch=True (CLI: --allow-mismatch) to resume anyway, or start afresh")
+        for problem in mismatch:
+            warnings.warn(f"resuming from {ckpt_path} across a mismatch: {problem}", stacklevel=3)
+            say(f"WARNING: resuming across a mismatch: {problem}")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None:
@@ -228,30 +280,35 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say) ->
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     model.train()
     stopped = False
+    no_hinges = torch.zeros(len(_TERMS) - 2, device=dev)  # the baseline logs no hinge terms
+    show_loss = progress and info.is_main and dev.type == "cpu"
     for epoch in range(start_epoch, cfg.epochs):
-        loader = _OnDevice(_train_loader(train_ds, cfg, epoch, cfg.batch_size // info.world_size, info), dev)
+        loader = loaders.train_batches(train_ds, resident["train"], cfg.seed, epoch,
+                                       cfg.batch_size // info.world_size, info, dev)
+        loader = loader if resident["train"] is not None else _OnDevice(loader, dev)
         sums, n_batches = torch.zeros(len(_TERMS), device=dev), 0
+        not_finite = torch.zeros((), dtype=torch.long, device=dev)  # steps with a non-finite loss, on the device
         bar = tqdm(loader, desc=f"{experiment.name} {'dlc' if dlc else 'base'} epoch {epoch + 1}/{cfg.epochs}",
                    disable=not (progress and info.is_main), leave=False, dynamic_ncols=True)
         for batch in bar:
             if objective is not None:
                 h, omega_star = experiment.loss_fn(net, batch)
                 res = objective(h, omega_star, generator=noise)
-                loss = res.loss
-                terms = torch.stack([t.detach().float() for t in (res.loss, res.base, res.eps, res.gamma, res.xi,
-                                                                  res.lam, res.mu)])
+                loss, terms, finite = res.loss, res.terms(), res.finite
             else:
                 loss = experiment.base_loss(net, batch)
-                terms = torch.cat([loss.detach().float().expand(2), sums.new_zeros(len(_TERMS) - 2)])  # no hinges
+                terms = torch.cat([loss.detach().float().expand(2), no_hinges])
+                finite = torch.isfinite(loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if objective is not None:
                 distributed.all_reduce_grads(objective, info)
             optimizer.step()
             sums += terms
+            not_finite += ~finite  # read with the metrics below: no host sync per step
             n_batches += 1
             step += 1
-            if n_batches % 20 == 1:
+            if show_loss and n_batches % 20 == 1:  # reads the device: only on the CPU, where it costs nothing
                 bar.set_postfix(loss=f"{float(terms[0]):.4g}")
             if max_steps is not None and step >= max_steps:
                 stopped = True
@@ -261,6 +318,11 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say) ->
             dist.all_reduce(sums)
             sums /= info.world_size
         means = (sums / max(n_batches, 1)).tolist()
+        if int(not_finite):
+            raise FloatingPointError(
+                f"{experiment.name}: the loss was not finite in {int(not_finite)} of {n_batches} steps of epoch "
+                f"{epoch + 1} ({'h(ω) at ω*, a neighbour or an interpolant' if dlc else 'the base loss'}); lower the "
+                f"learning rate or check the data" + ("; DLCLoss(check_finite=True) stops at the first such step" if dlc else ""))
         entry = {"epoch": epoch + 1, "steps": step, "lr": float(optimizer.param_groups[0]["lr"])}
         entry.update({k: v for k, v in zip(_TERMS, means) if objective is not None or k in ("objective", "base")})
         if scheduler is not None and not stopped:
@@ -275,15 +337,15 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say) ->
         last = epoch + 1 == cfg.epochs
         if ckpt_path is not None and ((epoch + 1) % cfg.checkpoint_every == 0 or last):
             _save(ckpt_path, experiment, dlc, epoch + 1, step, model, optimizer, scheduler, objective, history,
-                  noise, info, wall_before + time.perf_counter() - t_start)
+                  noise, info, wall_before + time.perf_counter() - t_start, prov, data)
 
     results = {
         "experiment": experiment.name, "preset": dataclasses.asdict(cfg), "dlc": dlc,
         "main_metric": experiment.main_metric, "history": history,
         "final": {k: v for k, v in (history[-1] if history else {}).items() if k.startswith(("train_", "test_"))},
         "epochs_completed": history[-1]["epoch"] - int(stopped) if history else 0, "steps": step,
-        "stopped_early": stopped, "world_size": info.world_size,
-        **provenance(dev), "wall_time_s": round(wall_before + time.perf_counter() - t_start, 3),
+        "stopped_early": stopped, "world_size": info.world_size, "data": data,
+        **prov, "resume_mismatch": mismatch, "wall_time_s": round(wall_before + time.perf_counter() - t_start, 3),
     }
     if out is not None and info.is_main:
         json_atomic(json.dumps(results, indent=2) + "\n", out / "results.json")
@@ -291,8 +353,12 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say) ->
     return {**results, "model": model, "objective": objective}
 
 
-def _save(path, experiment, dlc, epoch, step, model, optimizer, scheduler, objective, history, noise, info, wall):
-    """Write the checkpoint (rank 0 only; every rank contributes its RNG state)."""
+def _save(path, experiment, dlc, epoch, step, model, optimizer, scheduler, objective, history, noise, info, wall,
+          prov, data):
+    """Write the checkpoint (rank 0 only; every rank contributes its RNG state).
+
+    Besides the state it records the code (``git_commit``), the data (``data``, from ``data_source()``) and
+    the ``command`` line, so that a resume can tell when either differs."""
     rng = capture_rng(noise)
     if info.enabled:
         gathered = [None] * info.world_size
@@ -308,6 +374,7 @@ def _save(path, experiment, dlc, epoch, step, model, optimizer, scheduler, objec
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "dlc_loss": objective.state_dict() if objective is not None else None,
             "history": history, "rng": rng, "wall_time_s": wall, "python": sys.version.split()[0],
+            "git_commit": prov["git_commit"], "data": data, "command": prov["command"],
         }, path)
     if info.enabled:
         dist.barrier()
