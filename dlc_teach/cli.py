@@ -3,6 +3,7 @@
 Introduced in chapter 8 ("Reproducing at full scale"). Examples::
 
     dlc-teach list
+    dlc-teach train pixel-mnist --preset gpu --record    # <= 3 min on one GPU; data/results/
     dlc-teach train pixel-mnist --preset full            # DLC; runs/pixel-mnist-full-dlc/
     dlc-teach train pixel-mnist --preset full --no-dlc   # the baseline, same seed and data order
     dlc-teach train pixel-mnist --preset full --resume   # continue after an interruption
@@ -19,7 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .presets import PRESETS, format_config, resolve_preset
+from .presets import OPTIONAL_PRESETS, PRESETS, REQUIRED_PRESETS, available_presets, format_config, get_config, \
+    resolve_preset
 from .tasks import EXPERIMENTS, get_experiment
 
 __all__ = ["main", "build_parser"]
@@ -31,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,evaluate,report,list,fetch}")
     names = sorted(EXPERIMENTS)
-    preset_help = "scale preset (default: $DLC_PRESET, else 'ci')"
+    preset_help = "scale preset (default: $DLC_PRESET, else 'ci'); 'gpu' only where the experiment has it"
 
     t = sub.add_parser("train", help="train one experiment (DLC by default), with checkpoints and a results JSON",
                        description="Train an experiment. Prints the preset first; writes checkpoint.pt and "
@@ -77,6 +79,7 @@ def _cmd_train(a) -> int:
     from .training import train
 
     preset = resolve_preset(a.preset)
+    get_config(a.experiment, preset)  # a clear error for an optional tier the experiment lacks
     exp = get_experiment(a.experiment).from_preset(preset, data_dir=a.data_dir)
     tag = "dlc" if not a.no_dlc else "base"
     out = Path(a.out) if a.out else Path("runs") / f"{a.experiment}-{preset}-{tag}"
@@ -111,11 +114,12 @@ def _cmd_evaluate(a) -> int:
         raise ValueError(f"{a.checkpoint} holds experiment {ckpt['experiment']!r}, not {a.experiment!r}")
     cls = get_experiment(a.experiment)
     if a.preset is None or a.preset == ckpt["config"].get("preset"):
-        base = cls.presets[ckpt["config"]["preset"]]
+        base = get_config(a.experiment, ckpt["config"]["preset"])
         known = {f.name for f in dataclasses.fields(base)}
         exp = cls(dataclasses.replace(base, **{k: v for k, v in ckpt["config"].items() if k in known}),
                   data_dir=a.data_dir)
     else:
+        get_config(a.experiment, a.preset)
         exp = cls.from_preset(a.preset, data_dir=a.data_dir)
     print(format_config(exp.config))
     model = exp.build_model()
@@ -140,7 +144,8 @@ def _cmd_report(a) -> int:
 
 
 def _cmd_list(a) -> int:
-    print(f"presets: {', '.join(PRESETS)} (default: $DLC_PRESET, else 'ci')\n")
+    print(f"presets: {', '.join(REQUIRED_PRESETS)} (every experiment), {', '.join(OPTIONAL_PRESETS)} (optional; "
+          f"marked below) (default: $DLC_PRESET, else 'ci')\n")
     for name in sorted(EXPERIMENTS):
         try:
             cls = get_experiment(name)
@@ -148,11 +153,17 @@ def _cmd_list(a) -> int:
             print(f"{name}: not importable ({err})")
             continue
         doc = (cls.__doc__ or "").strip().splitlines()
-        print(f"{name}: {doc[0] if doc else cls.__name__}  [main metric: {cls.main_metric}]")
+        try:
+            have = available_presets(name)
+        except ValueError as err:
+            print(f"{name}: {err}")
+            continue
+        tiers = "  [gpu preset: " + ("yes" if "gpu" in have else "no") + "]"
+        print(f"{name}: {doc[0] if doc else cls.__name__}  [main metric: {cls.main_metric}]{tiers}")
         for preset in PRESETS:
             c = cls.presets.get(preset)
             print(f"  {preset:<5} " + (f"epochs={c.epochs} batch_size={c.batch_size} optimizer={c.optimizer} "
-                                        f"lr={c.lr:g}" if c is not None else "(missing)"))
+                                        f"lr={c.lr:g}" if c is not None else "(not defined: optional tier)"))
     return 0
 
 
