@@ -7,7 +7,10 @@ temporary file in the same directory and moved into place with
 :func:`os.replace`, so an interrupted write never leaves a half-written
 ``checkpoint.pt``. The random-number states (Python, NumPy, torch CPU and CUDA,
 and the generator of the DLC neighbour draws) are part of it, so that a resumed
-run continues exactly as an uninterrupted one would.
+run continues exactly as an uninterrupted one would. It also records which code
+(git commit), which data (source and sizes) and which command line wrote it, and
+:func:`dlc_teach.training.train` refuses to resume when code or data differ
+(unless told ``allow_mismatch=True``, CLI ``--allow-mismatch``).
 """
 from __future__ import annotations
 
@@ -21,10 +24,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-__all__ = ["FORMAT_VERSION", "capture_rng", "restore_rng", "save_atomic", "load_checkpoint", "json_atomic"]
+__all__ = ["FORMAT_VERSION", "READABLE_FORMATS", "capture_rng", "restore_rng", "save_atomic", "load_checkpoint", "json_atomic"]
 
-#: bumped when the layout of a checkpoint changes incompatibly
-FORMAT_VERSION = 1
+#: bumped when the layout of a checkpoint changes (2: adds ``git_commit``, ``data`` and ``command``)
+FORMAT_VERSION = 2
+#: formats :func:`load_checkpoint` reads (a format-1 checkpoint evaluates fine; resuming from it needs
+#: ``allow_mismatch`` since it cannot say which code and data wrote it)
+READABLE_FORMATS = (1, 2)
 
 
 def capture_rng(generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -98,7 +104,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
         first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise ValueError(f"{path} cannot be loaded as a checkpoint with weights_only=True: {first}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in READABLE_FORMATS:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{path} is not a dlc-teach checkpoint of format {FORMAT_VERSION} (got format {got!r})")
+        raise ValueError(f"{path} is not a dlc-teach checkpoint of a format this version reads "
+                         f"{list(READABLE_FORMATS)} (got format {got!r})")
     return ckpt

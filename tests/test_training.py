@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import replace
 
 import pytest
 import torch
 
-from dlc_teach.checkpoint import load_checkpoint
+from dlc_teach import training
+from dlc_teach.checkpoint import load_checkpoint, save_atomic
 from dlc_teach.training import train
 from support_experiment import SynthRegression
 
@@ -28,8 +30,10 @@ def test_dlc_run_logs_terms_and_lowers_loss():
     assert h[-1]["steps"] == 3 * math.ceil(96 / 16)
     for key in ("objective", "base", "eps", "gamma", "xi", "lam", "mu", "train_loss", "test_loss", "test_mae"):
         assert key in h[0] and math.isfinite(h[0][key])
-    # Eq. 11 with ρ = 1: the objective is the base loss plus the mean hinge slack
+    # the log keeps the terms apart (Eq. 11 with ρ = 1: objective = base + mean hinge slack); γ and ξ are
+    # active, so a log that swapped or dropped a term would break the identity
     e = h[0]
+    assert e["gamma"] > 0 and e["xi"] > 0 and e["base"] > 0
     assert e["objective"] == pytest.approx(e["base"] + e["eps"] + e["gamma"] + e["xi"], rel=1e-5)
     assert e["lam"] == 0.5 and e["mu"] == 1.0
     assert h[-1]["test_loss"] < h[0]["test_loss"]
@@ -62,6 +66,12 @@ def test_checkpoint_loads_weights_only_and_results_json(tmp_path):
         assert key in saved
     assert saved["preset"]["preset"] == "tiny" and saved["preset"]["n_train"] == 96
     assert saved["versions"]["torch"] == torch.__version__
+    assert saved["versions"]["cuda"] is None and saved["versions"]["cudnn"] is None  # a CPU run
+    assert saved["command"] == sys.argv and saved["resume_mismatch"] == []
+    assert saved["data"] == {"name": "generated", "n_train": 96, "n_test": 32,
+                             "description": ckpt["data"]["description"]}
+    assert ckpt["data"] == saved["data"] and ckpt["git_commit"] == saved["git_commit"]
+    assert ckpt["command"] == sys.argv and ckpt["format"] == 2
     assert "model" not in saved and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -101,9 +111,13 @@ def test_bad_arguments():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="max_steps"):
             train(_exp(), max_steps=bad, progress=False, log=None)
-    with pytest.raises(ValueError, match="CUDA"):
-        if torch.cuda.is_available():
-            pytest.skip("CUDA present")
+
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(monkeypatch):
+    # on every machine, GPU or not: pretend CUDA is absent, so the check itself is exercised
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available"):
         train(_exp(), device="cuda", progress=False, log=None)
 
 
@@ -120,3 +134,102 @@ def test_same_seed_same_result_other_seed_differs():
     c = train(_exp(seed=1), progress=False, log=None)["final"]
     assert a == b and a != c
     assert replace(SynthRegression.presets["tiny"], seed=1).seed == 1
+
+
+# --- provenance on resume: other code or other data -------------------------------------------------------
+def test_resume_refuses_other_code_unless_allowed(tmp_path, monkeypatch):
+    straight = train(_exp(), dlc=True, progress=False, log=None)
+    monkeypatch.setattr(training, "_git_commit", lambda: "1111111111111111111111111111111111111111")
+    train(_exp(epochs=1), dlc=True, out_dir=tmp_path, progress=False, log=None)
+    monkeypatch.setattr(training, "_git_commit", lambda: "2222222222222222222222222222222222222222-dirty")
+    with pytest.raises(ValueError, match="refusing to resume.*code: checkpoint written at git commit 1111.*"
+                                         "2222.*allow-mismatch"):
+        train(_exp(), dlc=True, out_dir=tmp_path, resume=True, progress=False, log=None)
+    lines = []
+    with pytest.warns(UserWarning, match="git commit 1111"):
+        resumed = train(_exp(), dlc=True, out_dir=tmp_path, resume=True, progress=False, log=lines.append,
+                        allow_mismatch=True)
+    assert any(line.startswith("WARNING: resuming across a mismatch") for line in lines)
+    assert len(resumed["resume_mismatch"]) == 1 and "1111" in resumed["resume_mismatch"][0]
+    assert resumed["history"] == straight["history"]  # allowed: it still continues exactly
+    assert json.loads((tmp_path / "results.json").read_text())["resume_mismatch"] == resumed["resume_mismatch"]
+    # the same commit, dirty or not, resumes silently (uncommitted edits cannot be told apart)
+    monkeypatch.setattr(training, "_git_commit", lambda: "2222222222222222222222222222222222222222")
+    again = train(_exp(epochs=3), dlc=True, out_dir=tmp_path, resume=True, progress=False, log=None)
+    assert again["resume_mismatch"] == [] and again["epochs_completed"] == 3
+
+
+def test_resume_refuses_other_data_unless_allowed(tmp_path):
+    train(_exp(epochs=1), dlc=True, out_dir=tmp_path, progress=False, log=None)
+    other = _exp()
+    other.data_source = lambda: {"name": "mnist", "n_train": 96, "n_test": 32, "description": "elsewhere"}
+    with pytest.raises(ValueError, match="refusing to resume.*data: checkpoint trained on .*'generated'"):
+        train(other, dlc=True, out_dir=tmp_path, resume=True, progress=False, log=None)
+    # a different description alone (e.g. another cache path) is not a different data set
+    same = _exp()
+    same.data_source = lambda: {"name": "generated", "n_train": 96, "n_test": 32, "description": "moved"}
+    r = train(same, dlc=True, out_dir=tmp_path, resume=True, progress=False, log=None)
+    assert r["resume_mismatch"] == [] and r["data"]["description"] == "moved"
+
+
+def test_checkpoint_without_provenance_resumes_only_when_allowed(tmp_path):
+    train(_exp(epochs=1), dlc=True, out_dir=tmp_path, progress=False, log=None)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    for key in ("git_commit", "data", "command"):
+        del ckpt[key]
+    save_atomic({**ckpt, "format": 1}, tmp_path / "checkpoint.pt")  # as written before format 2
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["format"] == 1  # still readable (e.g. to evaluate)
+    with pytest.raises(ValueError, match="records no git commit.*records no data source"):
+        train(_exp(), dlc=True, out_dir=tmp_path, resume=True, progress=False, log=None)
+    with pytest.warns(UserWarning):
+        r = train(_exp(), dlc=True, out_dir=tmp_path, resume=True, progress=False, log=None, allow_mismatch=True)
+    assert r["epochs_completed"] == 2 and len(r["resume_mismatch"]) == 2
+    save_atomic({**ckpt, "format": 99}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match="format 99"):
+        load_checkpoint(tmp_path / "checkpoint.pt")
+
+
+# --- trainable λ/μ: their own parameter group, in the model's dtype ----------------------------------------
+class _Synth64(SynthRegression):
+    """The synthetic task in float64 (model, data and hence h)."""
+
+    def build_model(self):
+        return super().build_model().double()
+
+    def loss_fn(self, model, batch):
+        x, y = batch
+        return super().loss_fn(model, (x.double(), y.double()))
+
+    def evaluate(self, model, loader):
+        return super().evaluate(model, [(x.double(), y.double()) for x, y in loader])
+
+
+def test_trainable_lam_mu_follow_the_model_dtype():
+    r = train(_Synth64.from_preset("tiny", learn_lam=True, learn_mu=True, mu=2.0), dlc=True, progress=False,
+              log=None)
+    obj = r["objective"]
+    assert obj.lam_logit.dtype == obj.mu_log.dtype == torch.float64
+    assert float(obj.mu_log.detach()) != pytest.approx(math.log(2.0))  # trained
+    assert math.isfinite(r["history"][-1]["mu"])
+
+
+def test_trainable_lam_mu_get_no_weight_decay():
+    exp = _exp(learn_lam=True, learn_mu=True, lam=0.3, mu=2.0, weight_decay=0.5)
+    model, objective = exp.build_model(), exp.dlc_loss()
+    groups = exp.param_groups(model, objective)
+    assert [g["name"] for g in groups] == ["network", "dlc"]
+    assert {id(p) for p in groups[1]["params"]} == {id(objective.lam_logit), id(objective.mu_log)}
+    opt = exp.make_optimizer(groups)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.5, 0.0]
+    assert len(exp.param_groups(model, None)) == 1 and len(exp.param_groups(model, _exp().dlc_loss())) == 1
+    # behaviour: one SGD step with a huge weight decay moves the network but leaves λ and μ where a step
+    # without decay puts them (decay would pull lam_logit and mu_log = log 2 toward 0)
+    sgd = dict(optimizer="sgd", lr=0.1, learn_lam=True, learn_mu=True, lam=0.3, mu=2.0)
+    plain = train(_exp(**sgd), dlc=True, progress=False, log=None, max_steps=1)
+    decayed = train(_exp(weight_decay=5.0, **sgd), dlc=True, progress=False, log=None, max_steps=1)
+    for name in ("lam_logit", "mu_log"):
+        a, b = getattr(plain["objective"], name), getattr(decayed["objective"], name)
+        assert torch.equal(a, b), name
+    assert float(plain["objective"].mu_log.detach()) != pytest.approx(math.log(2.0))  # it did move
+    wa, wb = _weights(plain), _weights(decayed)
+    assert not torch.allclose(wa["0.weight"], wb["0.weight"])
