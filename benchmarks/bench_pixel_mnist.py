@@ -13,7 +13,7 @@ Two measurements, in one run:
 
 Inputs are random normalised sequences of the right shape (timing does not depend on the pixels).
 
-    python benchmarks/bench_pixel_mnist.py                    # CPU, one thread; ~25 s on a busy 2-core machine
+    python benchmarks/bench_pixel_mnist.py                    # CPU (one thread) + CUDA when present
     python benchmarks/bench_pixel_mnist.py --threads 2        # more threads (slower when the cores are shared)
     python benchmarks/bench_pixel_mnist.py --device cuda --repeats 50
 """
@@ -25,12 +25,9 @@ import time
 
 import torch
 
+from benchcommon import devices, environment
+from benchcommon import sync as _sync
 from dlc_teach.tasks.pixel_mnist import PixelMNIST
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_step(exp: PixelMNIST, dlc: bool, batch_size: int, device: torch.device):
@@ -80,7 +77,7 @@ def time_interleaved(steps: dict[str, callable], warmup: int, repeats: int, devi
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    ap.add_argument("--device", default="auto", help="auto (CPU, and CUDA when present; default), cpu, cuda, ...")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads; default 1 on CPU (these LSTM matrices are small, and on a shared "
                          "machine extra threads mostly wait on each other: measured 2.7x noisier), torch's choice on GPU")
@@ -88,14 +85,21 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--ci-repeats", type=int, default=30, help="repeats for the preset-ci throughput")
     args = ap.parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda given but torch.cuda.is_available() is False")
-    threads = args.threads if args.threads is not None else (1 if device.type == "cpu" else None)
-    if threads is not None:
+    default_threads = torch.get_num_threads()
+    out = {}
+    for device in devices(args.device):
+        threads = args.threads if args.threads is not None else (1 if device.type == "cpu" else default_threads)
         torch.set_num_threads(threads)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} thread(s)"
-    print(f"device: {name}; torch {torch.__version__}")
+        print(environment(device))
+        out[device.type] = measure(args, device)
+    print("summary: DLC/base at full size (same run): " + ", ".join(
+        f"{dev} {r['full_ratio']:.3f}" for dev, r in out.items()) + " (target <= 1.10)")
+    return out
+
+
+def measure(args, device: torch.device) -> dict:
+    """The full-size step ratio and the preset-ci throughput on ``device``."""
+    name = environment(device)
 
     full = PixelMNIST.from_preset("full")
     c = full.config
