@@ -5,8 +5,10 @@ interpolates ω̃ = (1 − λ)ω* + λω: plain vectors, probability vectors (§
 Euler angles + translation for SE(3) (§4.2), four corner offsets for a
 homography (§4.3). Each has ``sample(omega_star, n, generator=None,
 shared=False) -> [n, B, d]``; ``shared=True`` draws one noise vector per
-sample and reuses it for the whole batch (what public code by the paper's
-authors does; see ``DLCLoss(reduction="batch")``).
+sample and reuses it for the whole batch (the batch-mean variant
+``DLCLoss(reduction="batch")``). The authors' public code draws its noise per
+element instead, uniform (U[0, 1) − 0.5)/10 in a softmax chart; that loss is
+:class:`dlc_teach.reference.ConvexStarLossReference`.
 """
 from __future__ import annotations
 
