@@ -10,7 +10,9 @@ every test here. Static checks read the built HTML; browser checks open pages in
 3. the widgets of chapter 2 are rendered by the locally served embed script (when that chapter has one).
 
 Without Chromium the browser checks skip, with the reason; under ``CI=true`` they fail instead.
-Set ``DLC_CHROMIUM`` to use another Chromium/Chrome executable, ``DLC_BOOK_SCREENSHOTS=DIR`` to keep PNGs.
+Set ``DLC_CHROMIUM`` to use another Chromium/Chrome executable, ``DLC_BOOK_SCREENSHOTS=DIR`` to keep PNGs,
+``DLC_BOOK_HTML=_build/html`` to test a book built beforehand instead of building one.
+``tests/test_rendering.py`` audits every built page for what a reader would see as broken (raw TeX, tables).
 """
 from __future__ import annotations
 
@@ -96,7 +98,16 @@ def _api_md_modules() -> list[str]:
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
-    """Build the whole book once, warnings as errors; return the HTML folder."""
+    """Build the whole book once, warnings as errors; return the HTML folder.
+
+    ``DLC_BOOK_HTML=_build/html`` reuses a book built beforehand (a quick loop while fixing pages); the build
+    checks of this module then check that build's log only if it is there, so CI never sets it.
+    """
+    prebuilt = os.environ.get("DLC_BOOK_HTML")
+    if prebuilt:
+        html = Path(prebuilt).resolve()
+        assert (html / "index.html").is_file(), f"DLC_BOOK_HTML={prebuilt}: no index.html there"
+        return html
     missing = [p for p in ("mathjax/tex-svg-full.js", "jupyter-widgets/embed-amd.js", "requirejs/require.js")
                if not (VENDOR / p).is_file()]
     if missing:
