@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", choices=PRESETS, help=preset_help)
     t.add_argument("--no-dlc", action="store_true", help="train the baseline (Eq. 1) instead of DLC (Eq. 11)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
+    t.add_argument("--allow-mismatch", action="store_true",
+                   help="with --resume: continue even if the checkpoint was written by other code (git commit) "
+                        "or trained on other data (refused otherwise); the results record the difference")
     t.add_argument("--out", metavar="DIR", help="output directory (default runs/<experiment>-<preset>-<dlc|base>)")
     t.add_argument("--device", help="e.g. cuda, cuda:1, cpu (default: CUDA when present)")
     t.add_argument("--data-dir", metavar="DIR", help="where data sets are cached (default $DLC_DATA_DIR or "
@@ -70,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Download every file of a registered data set (size and MD5 verified, atomic), "
                                    "or verify the files already there. Offline, it names the URLs and the paths "
                                    "where the files can be put by hand.")
-    f.add_argument("dataset", help="a data set of the registry (data/registry.json), e.g. mnist")
+    f.add_argument("dataset", help="a data set of the registry (dlc_teach/data/registry.json), e.g. mnist")
     f.add_argument("--data-dir", metavar="DIR", help="cache directory (default $DLC_DATA_DIR or ~/.cache/dlc-teach)")
     return p
 
@@ -84,6 +87,7 @@ def _cmd_train(a) -> int:
     tag = "dlc" if not a.no_dlc else "base"
     out = Path(a.out) if a.out else Path("runs") / f"{a.experiment}-{preset}-{tag}"
     res = train(exp, dlc=not a.no_dlc, out_dir=out, resume=a.resume, device=a.device,
+                allow_mismatch=a.allow_mismatch, command=a.command_line,
                 progress=not a.no_progress, max_steps=a.max_steps)
     if res["world_size"] > 1 and not _is_main():
         return 0
@@ -177,7 +181,9 @@ def _cmd_fetch(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dlc-teach`` and ``python -m dlc_teach``; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = ["dlc-teach", *argv]  # recorded in results and checkpoints
     commands = {"train": _cmd_train, "evaluate": _cmd_evaluate, "report": _cmd_report, "list": _cmd_list,
                 "fetch": _cmd_fetch}
     try:

@@ -56,6 +56,27 @@ def test_resume_flag_continues(tmp_path, capsys):
     assert "resumed from" in capsys.readouterr().out
 
 
+def test_resume_under_other_code_needs_allow_mismatch(tmp_path, capsys, monkeypatch):
+    from dlc_teach import training
+
+    out = str(tmp_path / "run")
+    args = ["train", "synth", "--preset", "tiny", "--out", out, "--no-progress"]
+    monkeypatch.setattr(training, "_git_commit", lambda: "a" * 40)
+    assert main(args) == 0
+    ckpt = training.load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["git_commit"] == "a" * 40 and ckpt["command"] == ["dlc-teach", *args]
+    capsys.readouterr()
+    monkeypatch.setattr(training, "_git_commit", lambda: "b" * 40)
+    assert main(args + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to resume" in err and "--allow-mismatch" in err and "a" * 40 in err
+    with pytest.warns(UserWarning, match="git commit"):
+        assert main(args + ["--resume", "--allow-mismatch"]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["command"] == ["dlc-teach", *args, "--resume", "--allow-mismatch"]
+    assert len(results["resume_mismatch"]) == 1 and results["data"]["name"] == "generated"
+
+
 def test_unknown_experiment_or_preset_exits_nonzero(capsys, monkeypatch):
     with pytest.raises(SystemExit) as info:
         main(["train", "nope"])
