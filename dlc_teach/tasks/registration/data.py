@@ -3,7 +3,7 @@
 Introduced in chapter 6.
 
 * :func:`load_modelnet40` reads the real ``modelnet40_ply_hdf5_2048`` files (keys ``data``, ``label``)
-  that DCP trains on; the data set is registered in ``data/registry.json`` (URL of the archive and the
+  that DCP trains on; the data set is registered in ``dlc_teach/data/registry.json`` (URL of the archive and the
   MD5 of each h5 file); offline, a clear error names the URL and the expected path.
 * :func:`load_cgal_clouds` samples surface points (area-weighted, :mod:`trimesh`) from the meshes of
   CGAL's data archive, which Debian ships in ``libcgal-demo`` (fetched at set-up by
@@ -71,7 +71,7 @@ def load_modelnet40(data_dir, partition: str, unseen: bool = False, num_points: 
         partition: ``"train"`` or ``"test"``.
         unseen: DCP's unseen-category split: train keeps labels < 20, test labels >= 20.
         num_points: keep the first ``num_points`` (<= 2048) points of each cloud, as DCP does.
-        verify: check each file's MD5 against ``data/registry.json`` when it lists the file.
+        verify: check each file's MD5 against ``dlc_teach/data/registry.json`` when it lists the file.
     """
     if partition not in ("train", "test"):
         raise ValueError(f"unknown partition {partition!r}; expected 'train' or 'test'")

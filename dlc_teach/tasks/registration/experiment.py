@@ -240,6 +240,13 @@ class Registration(Experiment):
                                             fixed=True, seed=2000 + c.seed, **kw)}
         return self._cache
 
+    def data_source(self) -> dict:
+        """``name`` ("cgal" | "procedural" | "modelnet40": what ``data="auto"`` resolved to), sizes, description."""
+        s = self.pair_sets()
+        name = "modelnet40" if self.source.startswith("ModelNet") else \
+            "procedural" if self.source.startswith("procedural") else "cgal"
+        return {"name": name, "n_train": len(s["train"]), "n_test": len(s["seen"]), "description": self.source}
+
     def datasets(self):
         """(train pairs, seen-group test pairs). Training reports the last epoch; nothing selects on test."""
         s = self.pair_sets()
