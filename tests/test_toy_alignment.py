@@ -159,7 +159,16 @@ def test_training_at_tiny_lowers_the_dlc_loss():
     after = objective(result["model"])
     assert after < 0.7 * before
     assert set(result["final"]) >= {"test_loss", exp.main_metric}
-    assert all(0 <= result["final"][f"test_gd_success_{o:g}"] <= 1 for o in exp.config.eval_offsets)
+    # the logged success rates are the trained model's on the whole test set: whole pairs out of n_test,
+    # equal to a recomputation outside the training loop
+    c = exp.config
+    _, test = exp.datasets()
+    rates = gd_success_rate(result["model"], list(test[:]), c.eval_offsets, c.gd_lr, c.gd_steps, c.gd_tol,
+                            margin=c.margin, search_radius=c.max_shift, seed=c.seed)
+    for o in c.eval_offsets:
+        logged = result["final"][f"test_gd_success_{o:g}"]
+        assert logged == pytest.approx(rates[o], abs=1e-12)
+        assert logged * c.n_test == pytest.approx(round(logged * c.n_test), abs=1e-9)
 
 
 def test_2d_task_pairs_landscape_and_evaluate():
@@ -183,3 +192,12 @@ def test_positions_outside_the_signal_read_the_edge_value():
     # window x = 2..7, shifted by 5: positions 7..12 read f = 7, 8, 9, 9, 9, 9
     got = shifted_sq_diff(f, zero, torch.tensor([[5.0]], dtype=torch.float64), margin=2)
     assert float(got[0]) == pytest.approx((49 + 64 + 81 * 4) / 6)
+
+
+def test_data_source_names_what_the_datasets_hold():
+    one = ToyAlignment1D.from_preset("tiny").data_source()
+    assert one["name"] == "generated" and (one["n_train"], one["n_test"]) == (256, 32)
+    exp = ToyAlignment2D.from_preset("tiny")
+    two = exp.data_source()
+    assert two["name"] == "skimage.data" and (two["n_train"], two["n_test"]) == (32, 16)
+    assert two["images"] == {"train": ["camera", "astronaut"], "test": ["coffee"]}

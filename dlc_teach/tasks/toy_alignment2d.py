@@ -154,6 +154,18 @@ class ToyAlignment2D(ToyAlignment1D):
                                        c.max_shift, c.noise, c.seed)
         return TensorDataset(*train), TensorDataset(*test)
 
+    def data_source(self) -> dict:
+        """Crops of scikit-image's bundled sample images (named in the preset), shifted synthetically."""
+        import skimage
+
+        c = self.config
+        train, test = self.datasets()
+        return {"name": "skimage.data", "n_train": len(train), "n_test": len(test),
+                "images": {"train": list(c.train_images), "test": list(c.test_images)},
+                "description": f"crops of scikit-image {skimage.__version__} sample images (train "
+                               f"{', '.join(c.train_images)}; test {', '.join(c.test_images)}), downscaled "
+                               f"{c.downscale}x, shifted synthetically (seed 2000 + {c.seed})"}
+
     def build_model(self) -> nn.Module:
         c = self.config
         return ConvFeatures2d(c.channels, c.layers, c.kernel)
