@@ -43,7 +43,8 @@ AUDIT = r"""() => {
   const tex = /\\(?:[A-Za-z]{2,}|[()\[\]{},;!|])/g;
   for (const m of text.matchAll(tex)) found.push(['raw-tex', around(text, m.index, 40)]);
   for (const m of text.matchAll(/\$/g)) found.push(['dollar', around(text, m.index, 40)]);
-  const rule = /\|\s*:?-{3,}:?\s*\|/g;
+  // (in prose, smart quotes turn "---" into an em dash)
+  const rule = /\|\s*:?(?:-{3,}|[\u2013\u2014]-?):?\s*\|\s*:?(?:-{3,}|[\u2013\u2014]-?):?\s*\|/g;
   for (const m of text.matchAll(rule)) found.push(['table', around(text, m.index, 60)]);
   // 2. printed outputs (stream and text/plain): a table rule only (outputs may print any other character)
   root.querySelectorAll('.cell_output pre, .output pre').forEach(pre => {
@@ -116,7 +117,7 @@ BAD_PAGE = r"""<!doctype html><html><head><style>
   div.clip { overflow: hidden; }
 </style></head><body><article>
 <p>Lemma: for all $\omega$ we have \|\omega\| \le 2L/\mu, so h_{t-1} is written in plain text.</p>
-<p>| method | value | |---|---:| | base | 0.1 |</p>
+<p>| method | value | |&mdash;|&mdash;:| | base | 0.1 |</p>
 <pre>print(r"\le $x$ | a | |---|")</pre><p>Code spans are fine: <code>\frac{a}{b}</code> and <code>$HOME</code>.</p>
 <div class="cell_output"><pre>| a | b |
 |---|---|
