@@ -7,8 +7,10 @@ tables are facts stored as ``data/paper/*.json``::
      "rows": [{"method": "LSTM", "value": 98.2}, ...], "source": "Zhang et al., ..."}
 
 and recorded runs are the results JSON of :func:`dlc_teach.training.train`
-copied to ``data/results/*.json`` (with their preset, git commit, device and
-date). Where no run at preset ``full`` exists the tables say so plainly.
+copied to ``data/results/*.json`` (with their preset, data source, git commit,
+command line, device and date). Where no run at preset ``full`` exists the
+tables say so plainly. These folders belong to the repository, not to the
+package: an installed wheel uses ``./data/`` of the working directory.
 """
 from __future__ import annotations
 
@@ -22,7 +24,17 @@ from typing import Any, Iterable
 __all__ = ["PAPER_DIR", "RESULTS_DIR", "NO_FULL_RUN", "Comparison", "load_paper_tables", "load_results",
            "compare", "render_text", "render_markdown", "render_html", "report"]
 
-_DATA = Path(__file__).resolve().parent.parent / "data"
+def _data_dir() -> Path:
+    """The checkout's ``data/`` when dlc_teach runs from a source checkout (editable install); else ``data``
+    relative to the working directory: an installed wheel has no repository beside it, so its ``report``
+    reads and ``train --record`` writes ``./data/`` (never site-packages)."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "data").is_dir():
+        return root / "data"
+    return Path("data")
+
+
+_DATA = _data_dir()
 PAPER_DIR = _DATA / "paper"
 RESULTS_DIR = _DATA / "results"
 NO_FULL_RUN = "no full-scale run recorded yet"

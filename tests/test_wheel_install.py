@@ -33,6 +33,10 @@ try:
     offline_error = None
 except d.DataNotFoundError as err:
     offline_error = str(err)
+from dlc_teach import report
+assert str(report.PAPER_DIR) == "data/paper" and str(report.RESULTS_DIR) == "data/results"  # ./data, not site-packages
+text = report.report("pixel-mnist")
+assert "no full-scale run recorded yet" in text, text
 print(json.dumps({"file": dlc_teach.__file__, "registry": sorted(registry), "n_train": len(data.train_y),
                   "tiny": [len(train), len(test)], "data_source": exp.data_source(),
                   "offline_error": offline_error}))
