@@ -237,6 +237,9 @@ class WithConvexStarLoss(Experiment):
     def base_loss(self, model, batch):
         return self.inner.base_loss(model, batch)
 
+    def param_groups(self, model, objective=None):
+        return self.inner.param_groups(model, objective)
+
     def make_optimizer(self, params):
         return self.inner.make_optimizer(params)
 

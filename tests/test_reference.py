@@ -194,3 +194,5 @@ def test_trains_pixel_mnist_through_the_shared_loop():
     assert out["steps"] == 4 and isinstance(out["objective"], ConvexStarLossReference)
     assert all(math.isfinite(hist[k]) for k in ("objective", "eps", "gamma", "xi", "lam"))
     assert hist["lam"] != 0.5  # λ = sigmoid(a) moved: a is trained with the network
+    groups = exp.param_groups(out["model"], out["objective"])  # the inner experiment's grouping
+    assert [g["name"] for g in groups] == ["network", "dlc"] and groups[1]["params"] == [out["objective"].a]
