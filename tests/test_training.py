@@ -66,7 +66,9 @@ def test_checkpoint_loads_weights_only_and_results_json(tmp_path):
         assert key in saved
     assert saved["preset"]["preset"] == "tiny" and saved["preset"]["n_train"] == 96
     assert saved["versions"]["torch"] == torch.__version__
-    assert saved["versions"]["cuda"] is None and saved["versions"]["cudnn"] is None  # a CPU run
+    on_cuda = not saved["device"].startswith("cpu")  # train() picks CUDA when present
+    assert saved["versions"]["cuda"] == (torch.version.cuda if on_cuda else None)
+    assert saved["versions"]["cudnn"] == (torch.backends.cudnn.version() if on_cuda else None)
     assert saved["command"] == sys.argv and saved["resume_mismatch"] == []
     assert saved["data"] == {"name": "generated", "n_train": 96, "n_test": 32,
                              "description": ckpt["data"]["description"]}
