@@ -115,7 +115,7 @@ class ConvexStarLossReference(nn.Module):
         return torch.tensor(self.fixed_mu, dtype=torch.float64)
 
     def extra_repr(self) -> str:
-        return (f"lam=sigmoid({float(self.a):.4g})={float(self.lam):.4g}, mu={float(self.mu):.4g}, "
+        return (f"lam=sigmoid({float(self.a.detach()):.4g})={float(self.lam.detach()):.4g}, mu={self.fixed_mu:.4g}, "
                 f"K={self.n_samples}, balancer={self.balancer}, scaler={self.scaler}, "
                 f"softmax_labels={self.softmax_labels}")
 

@@ -96,7 +96,7 @@ def test_matches_hand_computed_case(softmax_labels, mu):
 
 def test_lambda_is_sigmoid_of_the_value_passed_and_mu_is_frozen():
     loss = ConvexStarLossReference(lam=0.5, mu=2.0)
-    assert float(loss.lam) == pytest.approx(1 / (1 + math.exp(-0.5)), abs=1e-7)  # ≈ 0.622, not 0.5
+    assert float(loss.lam.detach()) == pytest.approx(1 / (1 + math.exp(-0.5)), abs=1e-7)  # ≈ 0.622, not 0.5
     assert [n for n, p in loss.named_parameters() if p.requires_grad] == ["a"]
     logits = torch.randn(8, 10, requires_grad=True)
     star = F.one_hot(torch.randint(0, 10, (8,)), 10).float()
