@@ -1,7 +1,7 @@
 """The DeepLK / DLC+DeepLK experiment (paper §4.3): CLI name ``homography``.
 
 Introduced in chapter 7. ω = the eight corner offsets (:mod:`~dlc_teach.tasks.homography.warp`),
-neighbours ω ~ N(ω*) from :class:`~dlc_teach.neighborhoods.CornerNeighborhood` (σ in input pixels),
+neighbours ω ~ N(ω*) from :class:`~dlc_teach.neighborhoods.CornerNeighborhood` (σ in pixels of each level),
 and h(ω) = the feature-metric LK loss at H(ω) (:func:`~dlc_teach.tasks.homography.lk.lk_loss`), per
 datapoint (Eq. 11): all 1 + 2K homographies of a batch are warped in one call per level.
 
@@ -35,7 +35,8 @@ __all__ = ["HomographyConfig", "DeepLKHomography", "make_loss", "align"]
 
 @dataclass(frozen=True)
 class HomographyConfig(ExperimentConfig):
-    """Preset of the homography experiment. Sizes in pixels; ``sigma`` is the neighbourhood's σ (input px)."""
+    """Preset of the homography experiment. Sizes in input pixels; ``sigma`` is the neighbourhood's σ in
+    pixels of each level (so 4σ input pixels at the ¼ level)."""
 
     source: str = "basemap"  # "basemap" (offline) | "googleearth" | "googlemap" | "mscoco"
     n_train: int = 512  # for real sets: at most this many files (0 = all)
@@ -58,8 +59,10 @@ class HomographyConfig(ExperimentConfig):
 def make_loss(model: nn.Module, batch, cfg: HomographyConfig) -> tuple[Callable[[Tensor], Tensor], Tensor]:
     """Features once for a batch ``(inp [B,3,s,s], tpl [B,3,t,t], ω* [B,8])``; returns ``(h, ω*_rep)``.
 
-    ``ω*_rep`` ``[L·B, 8]`` is ω* repeated for the L trained levels; ``h`` maps ω ``[..., L·B, 8]`` to
-    ``[..., L·B]``, the LK loss of level ``levels[i]`` at H(ω) on the i-th block of B.
+    ``ω*_rep`` ``[L·B, 8]`` is ω* for each of the L trained levels, **in that level's pixels** (block i is
+    s_i · ω*, s_i the level's scale), so that σ, d² and μ mean the same on every level: the neighbourhood
+    of the ¼ level spans 4× more input pixels than the full level's, as its basin must. ``h`` maps ω
+    ``[..., L·B, 8]`` to ``[..., L·B]``, the LK loss of level ``levels[i]`` at H(ω_i / s_i) on block i.
     """
     inp, tpl, omega_star = batch
     B = omega_star.shape[0]
@@ -69,11 +72,13 @@ def make_loss(model: nn.Module, batch, cfg: HomographyConfig) -> tuple[Callable[
     def h(omega: Tensor) -> Tensor:
         if omega.shape[-2:] != (len(feats) * B, 8):
             raise ValueError(f"omega must be [..., {len(feats) * B}, 8], got {tuple(omega.shape)}")
-        H = offsets_to_homography(omega.double(), cfg.template_size, off).to(inp.dtype)  # [..., L·B, 3, 3]
-        return torch.cat([lk_loss(ft, fi, scale_homography(Hl, s))
-                          for (ft, fi, s), Hl in zip(feats, H.split(B, dim=-3))], dim=-1)
+        out = []
+        for (ft, fi, s), w in zip(feats, omega.split(B, dim=-2)):
+            H = offsets_to_homography(w.double() / s, cfg.template_size, off)  # full resolution [..., B, 3, 3]
+            out.append(lk_loss(ft, fi, scale_homography(H, s).to(inp.dtype)))
+        return torch.cat(out, dim=-1)
 
-    return h, omega_star.repeat(len(feats), 1)
+    return h, torch.cat([omega_star * s for _, _, s in feats], dim=0)
 
 
 def align(model: nn.Module | None, inp: Tensor, tpl: Tensor, cfg: HomographyConfig) -> Tensor:

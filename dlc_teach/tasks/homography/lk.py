@@ -52,8 +52,9 @@ def _gradients(feat: Tensor) -> tuple[Tensor, Tensor]:
     return gx, gy
 
 
-def _corners_ok(H: Tensor, th: int, tw: int) -> Tensor:
-    """``[B]`` bool: H finite and the template's corners still a convex quadrilateral (no fold)."""
+def _corners_ok(H: Tensor, th: int, tw: int, ih: int, iw: int) -> Tensor:
+    """``[B]`` bool: H finite, the template's corners a convex quadrilateral (no fold) inside the input
+    image (``ih × iw``; the data put them there, so a step that leaves it is a divergence)."""
     c = torch.tensor([[0.0, 0.0, 1.0], [tw - 1.0, 0.0, 1.0], [tw - 1.0, th - 1.0, 1.0], [0.0, th - 1.0, 1.0]],
                      dtype=H.dtype, device=H.device)
     m = c @ H.transpose(-1, -2)  # [B, 4, 3]
@@ -61,7 +62,9 @@ def _corners_ok(H: Tensor, th: int, tw: int) -> Tensor:
     pts = m[..., :2] / z.unsqueeze(-1)
     e = pts.roll(-1, dims=-2) - pts
     cross = e[..., 0] * e.roll(-1, dims=-2)[..., 1] - e[..., 1] * e.roll(-1, dims=-2)[..., 0]
-    return torch.isfinite(H).flatten(1).all(1) & (z > 0).all(-1) & (cross > 0).all(-1)
+    inside = ((pts[..., 0] >= -0.5) & (pts[..., 0] <= iw - 0.5) & (pts[..., 1] >= -0.5)
+              & (pts[..., 1] <= ih - 0.5)).all(-1)
+    return torch.isfinite(H).flatten(1).all(1) & (z > 0).all(-1) & (cross > 0).all(-1) & inside
 
 
 def inverse_compositional_lk(template_feat: Tensor, input_feat: Tensor, H0: Tensor, iters: int = 30,
@@ -72,8 +75,8 @@ def inverse_compositional_lk(template_feat: Tensor, input_feat: Tensor, H0: Tens
     Δp = (JᵀJ + damping·I)⁻¹ Jᵀ e with J = ∇F_T · ∂W/∂p at p = 0 (fixed: computed once), and the
     inverse-compositional update H ← H · W(Δp)⁻¹. The 8 parameters act on template coordinates
     normalised to [−1, 1] (centre and half-width), so the damping means the same at every level.
-    A step that would make H non-finite or fold the template's corners is rejected for that pair
-    (H stays); nothing here looks at the ground truth. Runs a fixed number of iterations.
+    A step that would make H non-finite, fold the template's corners or move a corner out of the input
+    image is rejected for that pair (H stays); nothing here looks at the ground truth. Runs a fixed number of iterations.
 
     Args:
         template_feat: ``[B, C, th, tw]`` (``[B, C, 128, 128]`` at the finest level of ``full``).
@@ -117,7 +120,7 @@ def inverse_compositional_lk(template_feat: Tensor, input_feat: Tensor, H0: Tens
         dH = Ni @ _param_homography(dp) @ N
         H_new = H @ torch.linalg.inv(dH)
         H_new = H_new / H_new[:, 2:, 2:]
-        ok = _corners_ok(H_new.detach(), th, tw)
+        ok = _corners_ok(H_new.detach(), th, tw, *input_feat.shape[-2:])
         H = torch.where(ok.view(B, 1, 1), H_new, H)
     return H.to(H0.dtype)
 
