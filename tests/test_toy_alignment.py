@@ -163,8 +163,9 @@ def test_training_at_tiny_lowers_the_dlc_loss():
     # equal to a recomputation outside the training loop
     c = exp.config
     _, test = exp.datasets()
-    rates = gd_success_rate(result["model"], list(test[:]), c.eval_offsets, c.gd_lr, c.gd_steps, c.gd_tol,
-                            margin=c.margin, search_radius=c.max_shift, seed=c.seed)
+    dev = next(result["model"].parameters()).device  # CUDA where present
+    rates = gd_success_rate(result["model"], [t.to(dev) for t in test[:]], c.eval_offsets, c.gd_lr, c.gd_steps,
+                            c.gd_tol, margin=c.margin, search_radius=c.max_shift, seed=c.seed)
     for o in c.eval_offsets:
         logged = result["final"][f"test_gd_success_{o:g}"]
         assert logged == pytest.approx(rates[o], abs=1e-12)
