@@ -24,7 +24,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-__all__ = ["FORMAT_VERSION", "READABLE_FORMATS", "capture_rng", "restore_rng", "save_atomic", "load_checkpoint", "json_atomic"]
+__all__ = ["FORMAT_VERSION", "READABLE_FORMATS", "capture_rng", "restore_rng", "save_atomic", "load_checkpoint",
+           "json_atomic"]
 
 #: bumped when the layout of a checkpoint changes (2: adds ``git_commit``, ``data`` and ``command``)
 FORMAT_VERSION = 2
