@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Build reveal.js lecture slides from every chapter of the book, offline.
+
+Usage::
+
+    .venv/bin/python scripts/slides.py                    # every chapter of _toc.yml -> _build/slides/
+    .venv/bin/python scripts/slides.py --out DIR a.ipynb  # given notebooks -> DIR
+    make slides                                           # the same as the first line, then copies the
+                                                          # decks into _build/html/slides/ when the book is built
+
+Each chapter becomes ``<chapter>.slides.html`` through nbconvert's slides exporter and the template in
+``scripts/slides_template/dlc-reveal/``. The exporter follows the cells' ``metadata.slideshow.slide_type``
+(see ``scripts/slide_metadata.py``); cells that carry none are typed in memory by the same rules, so a chapter
+without slide metadata still gives a sensible deck (the notebooks themselves are never written here).
+
+Offline: the template loads reveal.js (npm, pinned with its sha512 integrity in pyproject.toml), RequireJS, the
+ipywidgets embed script and the book's MathJax 3 from ``_vendor/`` beside the decks, copied from
+``book/_vendor/`` (``make assets`` fetches them). Nothing is loaded from a CDN.
+
+MyST that nbconvert's CommonMark renderer does not know is rewritten for the slides only: directives such as
+``{prf:lemma}`` or ``{exercise}`` become titled boxes, ``{cite}`` becomes "(Author et al., year)" from
+references.bib, ``{numref}``/``{prf:ref}`` become the figure number or the statement's title, ``(label)=``
+targets and ``%`` comments disappear. Code cells tagged ``hide-input``/``remove-input`` (hidden in the book too)
+or longer than ``slide_metadata.MAX_CODE_LINES`` lines show only their output.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import html
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import slide_metadata  # noqa: E402  (the rules are shared with the metadata script)
+
+ROOT = Path(__file__).resolve().parents[1]
+VENDOR = ROOT / "book" / "_vendor"
+TEMPLATE_DIR = ROOT / "scripts" / "slides_template"
+#: Files the decks load, relative to book/_vendor/ (and to _vendor/ beside the decks).
+ASSETS = [
+    "reveal.js/dist/reveal.js",
+    "reveal.js/dist/reveal.css",
+    "reveal.js/dist/theme/white.css",
+    "reveal.js/plugin/notes/notes.js",
+    "mathjax/tex-svg-full.js",
+    "requirejs/require.js",
+    "jupyter-widgets/embed-amd.js",
+]
+#: Our own script (not third-party): MathJax 2's Hub.Queue, which the widget embed script calls, on MathJax 3.
+BRIDGE = ROOT / "book" / "_static" / "mathjax2-bridge.js"
+
+DIRECTIVE_NAMES = {
+    "prf:definition": "Definition", "prf:lemma": "Lemma", "prf:theorem": "Theorem", "prf:proof": "Proof",
+    "prf:corollary": "Corollary", "prf:proposition": "Proposition", "prf:algorithm": "Algorithm",
+    "prf:remark": "Remark", "prf:example": "Example", "prf:assumption": "Assumption", "prf:axiom": "Axiom",
+    "prf:conjecture": "Conjecture", "prf:criterion": "Criterion", "prf:observation": "Observation",
+    "prf:property": "Property", "exercise": "Exercise", "solution": "Solution", "note": "Note", "tip": "Tip",
+    "hint": "Hint", "important": "Important", "warning": "Warning", "caution": "Caution", "seealso": "See also",
+    "attention": "Attention", "danger": "Danger", "error": "Error", "admonition": "",
+}
+
+
+# ------------------------------------------------------------------------------------------------ chapters
+
+
+def toc_chapters(toc: Path = ROOT / "_toc.yml") -> list[Path]:
+    """The notebooks that _toc.yml lists, in order (markdown pages have no code and get no slides)."""
+    data = yaml.safe_load(toc.read_text())
+    files: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(data)
+    return [toc.parent / f"{f}.ipynb" for f in files if (toc.parent / f"{f}.ipynb").is_file()]
+
+
+def chapter_numbers(toc: Path = ROOT / "_toc.yml") -> dict[str, int]:
+    """Chapter stem -> its number in the book (numbered parts, numbering continued across parts)."""
+    data = yaml.safe_load(toc.read_text())
+    out: dict[str, int] = {}
+    n = 0
+    for part in data.get("parts", []):
+        if not part.get("numbered"):
+            continue
+        for ch in part.get("chapters", []):
+            n += 1
+            out[Path(ch["file"]).name] = n
+    return out
+
+
+# ------------------------------------------------------------------------------------------- MyST -> slides
+
+
+def _bib_citations(bib: Path = ROOT / "references.bib") -> dict[str, str]:
+    if not bib.is_file():
+        return {}
+    from pybtex.database import parse_file
+
+    out = {}
+    for key, entry in parse_file(str(bib)).entries.items():
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        last = " ".join(people[0].last_names) if people else key
+        last = re.sub(r"[{}]", "", last)
+        who = last if len(people) == 1 else f"{last} and {' '.join(people[1].last_names)}" if len(people) == 2 \
+            else f"{last} et al."
+        out[key] = f"{who}, {entry.fields.get('year', 'n.d.')}"
+    return out
+
+
+_FENCE_OPEN = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}[ \t]*(?P<arg>.*)$")
+
+
+def collect_labels(notebooks: list[Path], numbers: dict[str, int]) -> dict[str, str]:
+    """label -> how a slide names it ("Fig. 2.1", "Lemma (Lemma 1 of the paper)")."""
+    labels: dict[str, str] = {}
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        chap = numbers.get(path.stem)
+        k = 0
+        for cell in nb.cells:
+            fig = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
+            if cell.cell_type == "code" and fig.get("name"):
+                k += 1
+                labels[fig["name"]] = f"Fig. {chap}.{k}" if chap else f"Fig. {k}"
+            if cell.cell_type != "markdown":
+                continue
+            lines = cell.source.splitlines()
+            for i, line in enumerate(lines):
+                m = _FENCE_OPEN.match(line)
+                if not m:
+                    continue
+                for opt in lines[i + 1:i + 8]:
+                    lm = re.match(r"\s*:label:\s*(\S+)", opt)
+                    if lm:
+                        name = DIRECTIVE_NAMES.get(m["name"], m["name"].split(":")[-1].title())
+                        arg = m["arg"].strip()
+                        labels[lm.group(1)] = f"{name} ({arg})" if arg and name else (arg or name)
+                        break
+                    if not opt.strip().startswith(":"):
+                        break
+    return labels
+
+
+class MystConverter:
+    """Rewrites a markdown cell's MyST into CommonMark + HTML that nbconvert renders and MathJax typesets."""
+
+    def __init__(self, labels: dict[str, str], citations: dict[str, str]):
+        self.labels = labels
+        self.citations = citations
+
+    def role(self, m: re.Match) -> str:
+        name, content = m.group(1), m.group(2)
+        explicit = re.match(r"^(.*?)\s*<([^<>]+)>$", content, flags=re.S)
+        if name.startswith("cite"):
+            keys = [k.strip() for k in content.split(",")]
+            return "(" + "; ".join(self.citations.get(k, k) for k in keys) + ")"
+        if name == "math":
+            return f"${content}$"
+        if name in ("numref", "ref", "prf:ref", "doc", "term", "eq", "download", "numref:numref"):
+            if explicit:
+                text, label = explicit.group(1), explicit.group(2)
+                return text.replace("%s", self.labels.get(label, label)).replace("{number}", "")
+            if name == "eq":
+                return f"({content})"
+            return self.labels.get(content, content)
+        return explicit.group(1) if explicit else content  # an unknown role: its text
+
+    def inline(self, text: str) -> str:
+        return re.sub(r"\{([\w:-]+)\}`([^`]*)`", self.role, text)
+
+    def convert(self, source: str) -> str:
+        lines = source.splitlines()
+        out: list[str] = []
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            m = _FENCE_OPEN.match(line)
+            if re.match(r"^\s*\([\w:.-]+\)=\s*$", line) or re.match(r"^\s*%", line):
+                i += 1  # a target or a comment
+                continue
+            if not m:
+                line = re.sub(r"^(\s*\$\$)\s*\([\w:.-]+\)\s*$", r"\1", line)  # $$ (label) -> $$
+                out.append(line)
+                i += 1
+                continue
+            fence, name, arg = m["fence"], m["name"], m["arg"].strip()
+            close = re.compile(r"^\s*" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}\s*$")
+            j = i + 1
+            while j < len(lines) and not close.match(lines[j]):
+                j += 1
+            body = lines[i + 1:j]
+            while body and re.match(r"^\s*:[\w-]+:", body[0]):
+                body = body[1:]  # directive options (:label:, :class:, :nonumber: ...)
+            i = j + 1
+            if name in ("math",):
+                out += ["$$", *body, "$$"]
+                continue
+            if name in ("code-cell", "code-block", "code"):
+                out += [f"```{arg}", *body, "```"]
+                continue
+            kind = DIRECTIVE_NAMES.get(name, name.split(":")[-1].title())
+            if name == "solution":
+                arg = ""  # its argument is the exercise's label
+            title = f"{kind} ({self.inline(arg)})" if arg and kind else (self.inline(arg) or kind)
+            css = re.sub(r"[^\w-]", "-", name)
+            inner = self.convert("\n".join(body))
+            out += ["", f'<div class="dlc-box dlc-{css}">', f'<p class="dlc-box-title">{html.escape(title, quote=False)}</p>',
+                    "", inner, "", "</div>", ""]
+        return self.inline("\n".join(out))
+
+
+# ------------------------------------------------------------------------------------------------ building
+
+
+def prepare(nb, converter: MystConverter):
+    """A copy of ``nb`` ready for the exporter: slide types (rules for untyped cells), MyST rewritten, long or
+    hidden inputs removed."""
+    nb = copy.deepcopy(nb)
+    slide_metadata.apply_rules(nb)
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        if cell.cell_type == "markdown":
+            cell.source = converter.convert(cell.source)
+        elif cell.cell_type == "code":
+            if slide_metadata.code_lines_shown(cell) == 0:
+                cell.metadata.setdefault("transient", {})["remove_source"] = True
+            cells += _caption_cells(cell, converter)
+    nb.cells = cells
+    return nb
+
+
+def _caption_cells(cell, converter: MystConverter) -> list:
+    """Under a figure: its number and the caption's bold title on the slide, the whole caption in the notes."""
+    fig = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
+    st = cell.get("metadata", {}).get("slideshow", {}).get("slide_type")
+    if not fig.get("caption") or st in ("skip", "notes"):
+        return []
+    caption = converter.inline(fig["caption"])
+    number = converter.labels.get(fig.get("name", ""), "Figure")
+    m = re.match(r"\s*\*\*(.+?)\*\*", caption, flags=re.S)
+    title = m.group(1) if m else caption.split(". ")[0]
+    shown = nbformat.v4.new_markdown_cell(f'<p class="dlc-caption">{number}. {title}</p>',
+                                          metadata={"slideshow": {"slide_type": "-"}})
+    notes = nbformat.v4.new_markdown_cell(f"{number}. {caption}", metadata={"slideshow": {"slide_type": "notes"}})
+    return [shown, notes]
+
+
+def copy_assets(out: Path) -> None:
+    missing = [a for a in ASSETS if not (VENDOR / a).is_file()]
+    if missing:
+        raise SystemExit(f"slides: offline web assets missing from {VENDOR}: {missing}. Run `make assets` "
+                         "(bash scripts/fetch_assets.sh) first.")
+    dest = out / "_vendor"
+    for rel in ["reveal.js", "mathjax", "requirejs", "jupyter-widgets"]:
+        shutil.copytree(VENDOR / rel, dest / rel, dirs_exist_ok=True)
+    shutil.copy2(BRIDGE, dest / "mathjax2-bridge.js")
+
+
+def build(notebooks: list[Path], out: Path, toc: Path = ROOT / "_toc.yml") -> dict[str, dict]:
+    """Write ``<stem>.slides.html`` for each notebook into ``out``; return {stem: {"slides": n, "file": ...}}."""
+    from nbconvert import SlidesExporter
+
+    for p in notebooks:
+        if not p.is_file():
+            raise SystemExit(f"slides: no notebook {p}")
+    out.mkdir(parents=True, exist_ok=True)
+    copy_assets(out)
+    numbers = chapter_numbers(toc) if toc.is_file() else {}
+    converter = MystConverter(collect_labels(notebooks, numbers), _bib_citations())
+    exporter = SlidesExporter(
+        extra_template_basedirs=[str(TEMPLATE_DIR)], template_name="dlc-reveal",
+        exclude_input_prompt=True, exclude_output_prompt=True,
+    )
+    report = {}
+    for path in notebooks:
+        t0 = time.monotonic()
+        nb = prepare(nbformat.read(path, as_version=4), converter)
+        chap = numbers.get(path.stem)
+        resources = {"metadata": {"name": path.stem}, "dlc": {"chapter": chap, "stem": path.stem}}
+        body, _ = exporter.from_notebook_node(nb, resources=resources)
+        target = out / f"{path.stem}.slides.html"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(body, encoding="utf-8")
+        tmp.replace(target)
+        types = [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in nb.cells]
+        visible = [t for t in types if t not in ("skip", "notes")]
+        n = sum(t in ("slide", "subslide") for t in visible) + (bool(visible) and visible[0] not in ("slide", "subslide"))
+        report[path.stem] = {"file": target.name, "slides": n, "seconds": round(time.monotonic() - t0, 2)}
+    _write_index(out, report, numbers)
+    return report
+
+
+def _write_index(out: Path, report: dict[str, dict], numbers: dict[str, int]) -> None:
+    """index.html listing the decks, and decks.js that the book's pages read to link their slides."""
+    items = "\n".join(
+        f'<li><a href="{html.escape(r["file"])}">{numbers.get(stem, "")} {html.escape(stem)}</a> '
+        f'({r["slides"]} slides)</li>' for stem, r in report.items())
+    (out / "index.html").write_text(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Lecture slides</title></head>"
+        f"<body><h1>Deep Loss Convexification: lecture slides</h1><ul>\n{items}\n</ul>"
+        "<p>Keys: arrows or space to move, <kbd>s</kbd> speaker notes, <kbd>o</kbd> overview, <kbd>f</kbd> full "
+        "screen.</p></body></html>\n", encoding="utf-8")
+    decks = {stem: r["file"] for stem, r in report.items()}
+    (out / "decks.js").write_text(
+        "/* written by scripts/slides.py: the chapters that have lecture slides (read by slides-link.js) */\n"
+        f"window.DLC_SLIDE_DECKS = {json.dumps(decks, sort_keys=True)};\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Build reveal.js slides from the book's chapters (offline).")
+    ap.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook of _toc.yml")
+    ap.add_argument("--out", type=Path, default=ROOT / "_build" / "slides")
+    ap.add_argument("--toc", type=Path, default=ROOT / "_toc.yml")
+    ap.add_argument("--html", type=Path, default=None,
+                    help="a built book (e.g. _build/html): copy the decks into its slides/ folder too")
+    args = ap.parse_args(argv)
+    notebooks = args.notebooks or toc_chapters(args.toc)
+    if not notebooks:
+        raise SystemExit(f"slides: no chapter notebooks found in {args.toc}")
+    t0 = time.monotonic()
+    report = build(notebooks, args.out, args.toc)
+    for stem, r in report.items():
+        print(f"slides: {args.out / r['file']}: {r['slides']} slides ({r['seconds']:.1f} s)")
+    if args.html is not None:
+        if (args.html / "index.html").is_file():
+            dest = args.html / "slides"
+            shutil.copytree(args.out, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("screenshots"))
+            print(f"slides: copied into {dest} (linked from each chapter page)")
+        else:
+            print(f"slides: no built book in {args.html}; the chapter pages link to slides once `make book` ran")
+    print(f"slides: {len(report)} decks in {time.monotonic() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
