@@ -203,11 +203,13 @@ def train(experiment: Experiment, *, dlc: bool = True, out_dir: str | Path | Non
         The results dict written to ``results.json``: ``experiment``, ``preset`` (the config as a dict),
         ``dlc``, ``main_metric``, ``history`` (one dict per epoch: the mean per-step ``objective``, ``base``,
         and for DLC ``eps``/``gamma``/``xi``/``lam``/``mu``; ``lr``; ``train_*`` metrics on a fixed subset of
-        at most ``config.eval_train_size`` training items; ``test_*`` metrics on the whole test set),
+        at most ``config.eval_train_size`` training items; ``test_*`` metrics on the whole test set;
+        ``epoch_time_s``, the epoch's wall time with its evaluation),
         ``final`` (the last epoch's metrics), ``epochs_completed``, ``steps``, ``stopped_early``,
         ``world_size``, ``data`` (:meth:`~dlc_teach.tasks.base.Experiment.data_source`: source and sizes),
         provenance (``git_commit``, ``device``, ``versions`` incl. CUDA/cuDNN or None, ``command``, ``date``),
-        ``resume_mismatch`` (what differed on a resume with ``allow_mismatch``; empty otherwise) and
+        ``resume_mismatch`` (what differed on a resume with ``allow_mismatch``; empty otherwise),
+        ``peak_memory_bytes`` (``torch.cuda.max_memory_allocated`` of this process on CUDA; None on a CPU) and
         ``wall_time_s``.
         The returned dict (not the JSON) also holds ``"model"``, the trained ``nn.Module`` in eval mode, and
         ``"objective"``, the :class:`~dlc_teach.objective.DLCLoss` module (None for the baseline).
@@ -230,6 +232,8 @@ def train(experiment: Experiment, *, dlc: bool = True, out_dir: str | Path | Non
 def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say, *, allow_mismatch=False,
            command=None) -> dict[str, Any]:
     t_start = time.perf_counter()
+    if dev.type == "cuda":  # peak_memory_bytes in the results: this run's peak, not an earlier one's
+        torch.cuda.reset_peak_memory_stats(dev)
     cfg = experiment.config
     say(format_config(cfg, f"{experiment.name}: preset {cfg.preset!r}, {'DLC (Eq. 11)' if dlc else 'baseline'}, "
                            f"device {dev}" + (f" x {info.world_size} processes" if info.enabled else "")))
@@ -283,6 +287,7 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say, *,
     no_hinges = torch.zeros(len(_TERMS) - 2, device=dev)  # the baseline logs no hinge terms
     show_loss = progress and info.is_main and dev.type == "cpu"
     for epoch in range(start_epoch, cfg.epochs):
+        t_epoch = time.perf_counter()
         loader = loaders.train_batches(train_ds, resident["train"], cfg.seed, epoch,
                                        cfg.batch_size // info.world_size, info, dev)
         loader = loader if resident["train"] is not None else _OnDevice(loader, dev)
@@ -328,9 +333,10 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say, *,
         if scheduler is not None and not stopped:
             scheduler.step()
         entry.update(_evaluate(experiment, model, eval_loaders))
+        entry["epoch_time_s"] = round(time.perf_counter() - t_epoch, 3)  # training + evaluation (ends synced)
         history.append(entry)
         say(f"epoch {epoch + 1}/{cfg.epochs}  " + "  ".join(f"{k} {v:.4g}" for k, v in entry.items()
-                                                           if k not in ("epoch", "steps", "lr")))
+                                                           if k not in ("epoch", "steps", "lr", "epoch_time_s")))
         if stopped:
             say(f"stopped after max_steps={max_steps} optimiser steps (epoch {epoch + 1} incomplete)")
             break
@@ -345,7 +351,9 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say, *,
         "final": {k: v for k, v in (history[-1] if history else {}).items() if k.startswith(("train_", "test_"))},
         "epochs_completed": history[-1]["epoch"] - int(stopped) if history else 0, "steps": step,
         "stopped_early": stopped, "world_size": info.world_size, "data": data,
-        **prov, "resume_mismatch": mismatch, "wall_time_s": round(wall_before + time.perf_counter() - t_start, 3),
+        **prov, "resume_mismatch": mismatch,
+        "peak_memory_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
+        "wall_time_s": round(wall_before + time.perf_counter() - t_start, 3),
     }
     if out is not None and info.is_main:
         json_atomic(json.dumps(results, indent=2) + "\n", out / "results.json")

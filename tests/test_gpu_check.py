@@ -119,3 +119,19 @@ def test_main_runs_the_plan_and_summarises_it(monkeypatch, capsys, tmp_path):
         assert all(isinstance(s["seconds"], float) and s["command"].startswith(PY) for s in summary["steps"])
         assert summary["n_failed"] == (0 if want == 0 else 1) and not list(out.glob("*.tmp"))
         assert f"summary: {out / 'gpu_check.json'}" in printed.splitlines()[-1]
+
+
+def test_results_record_epoch_time_and_peak_memory_for_chapter_8(tmp_path):
+    from dlc_teach.training import train
+    from support_experiment import SynthRegression
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    res = train(SynthRegression.from_preset("tiny"), out_dir=tmp_path, device=device, progress=False, log=None)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    times = [e["epoch_time_s"] for e in saved["history"]]
+    assert len(times) == 2 and all(0 < t < res["wall_time_s"] for t in times)
+    assert sum(times) <= saved["wall_time_s"]
+    if device == "cpu":
+        assert saved["peak_memory_bytes"] is None
+    else:
+        assert isinstance(saved["peak_memory_bytes"], int) and saved["peak_memory_bytes"] > 0
