@@ -74,7 +74,7 @@ def test_resume_under_other_code_needs_allow_mismatch(tmp_path, capsys, monkeypa
         assert main(args + ["--resume", "--allow-mismatch"]) == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["command"] == ["dlc-teach", *args, "--resume", "--allow-mismatch"]
-    assert len(results["resume_mismatch"]) == 1 and results["data"]["name"] == "generated"
+    assert len(results["resume_mismatch"]) == 1 and results["data"]["name"] == "SynthRegression.datasets()"
 
 
 def test_unknown_experiment_or_preset_exits_nonzero(capsys, monkeypatch):

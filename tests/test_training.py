@@ -75,7 +75,7 @@ def test_checkpoint_loads_weights_only_and_results_json(tmp_path):
     assert saved["versions"]["cuda"] == (torch.version.cuda if on_cuda else None)
     assert saved["versions"]["cudnn"] == (torch.backends.cudnn.version() if on_cuda else None)
     assert saved["command"] == sys.argv and saved["resume_mismatch"] == []
-    assert saved["data"] == {"name": "generated", "n_train": 96, "n_test": 32,
+    assert saved["data"] == {"name": "SynthRegression.datasets()", "n_train": 96, "n_test": 32,
                              "description": ckpt["data"]["description"]}
     assert ckpt["data"] == saved["data"] and ckpt["git_commit"] == saved["git_commit"]
     assert ckpt["command"] == sys.argv and ckpt["format"] == 2
@@ -170,11 +170,11 @@ def test_resume_refuses_other_data_unless_allowed(tmp_path):
     train(_exp(epochs=1), dlc=True, out_dir=tmp_path, progress=False, log=None)
     other = _exp()
     other.data_source = lambda: {"name": "mnist", "n_train": 96, "n_test": 32, "description": "elsewhere"}
-    with pytest.raises(ValueError, match="refusing to resume.*data: checkpoint trained on .*'generated'"):
+    with pytest.raises(ValueError, match=r"refusing to resume.*data: checkpoint trained on .*'SynthRegression"):
         train(other, dlc=True, out_dir=tmp_path, resume=True, progress=False, log=None)
     # a different description alone (e.g. another cache path) is not a different data set
     same = _exp()
-    same.data_source = lambda: {"name": "generated", "n_train": 96, "n_test": 32, "description": "moved"}
+    same.data_source = lambda: {"name": "SynthRegression.datasets()", "n_train": 96, "n_test": 32, "description": "moved"}
     r = train(same, dlc=True, out_dir=tmp_path, resume=True, progress=False, log=None)
     assert r["resume_mismatch"] == [] and r["data"]["description"] == "moved"
 

