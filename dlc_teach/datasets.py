@@ -29,7 +29,8 @@ from urllib.request import urlopen
 import numpy as np
 
 __all__ = ["RemoteFile", "DataNotFoundError", "DownloadError", "ChecksumError", "REGISTRY_PATH", "load_registry",
-           "cache_dir", "fetch", "fetch_file", "verify", "read_idx", "MNISTData", "MNIST_SOURCES", "load_mnist"]
+           "cache_dir", "fetch", "fetch_file", "verify", "read_idx", "fingerprint", "MNISTData", "MNIST_SOURCES",
+           "load_mnist"]
 
 #: the registry of external data sets: package data (read through :mod:`importlib.resources`)
 REGISTRY_PATH = importlib.resources.files(__package__).joinpath("data", "registry.json")
@@ -146,6 +147,20 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, download: bool =
         raise ValueError(f"unknown data set {name!r}; the registry has {sorted(registry)}")
     directory = Path(data_dir).expanduser() if data_dir is not None else cache_dir()
     return {key: fetch_file(remote, directory / name, download) for key, remote in registry[name].items()}
+
+
+def fingerprint(*arrays) -> str:
+    """SHA-256 (hex) of arrays' dtypes, shapes and bytes, e.g. a data set's images and labels.
+
+    Recorded in results and checkpoints (``Experiment.data_source()``) so that a resume can tell when the
+    data differ even where sizes agree. Accepts numpy arrays and CPU tensors.
+    """
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a.numpy() if hasattr(a, "numpy") else np.asarray(a))
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -180,7 +180,11 @@ def test_load_mnist_uses_idx_files_when_present(tmp_path, monkeypatch):
     real = PixelMNIST.from_preset("ci", data_dir=str(tmp_path), data="mnist")
     train, test = real.datasets()
     assert (len(train), len(test)) == (5, 2)
-    assert real.data_source() == {"name": "mnist", "n_train": 5, "n_test": 2, "description": real.source}
+    assert real.data_source() == {"name": "mnist", "n_train": 5, "n_test": 2, "description": real.source,
+                                  "sha256": datasets.fingerprint(arrays["train_images"],
+                                                                 arrays["train_labels"].astype(np.int64),
+                                                                 arrays["test_images"],
+                                                                 arrays["test_labels"].astype(np.int64))}
     assert "IDX" in real.source
 
 
@@ -215,3 +219,18 @@ def test_registry_is_package_data():
     # one registry only: a copy left at the old place (data/registry.json) would silently go unread
     assert not (pkg.parent / "data" / "registry.json").exists(), \
         "the registry moved to dlc_teach/data/registry.json; put new entries there"
+
+
+def test_fingerprint_tells_data_apart():
+    import torch
+
+    from dlc_teach.datasets import fingerprint
+
+    a = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert fingerprint(a) == fingerprint(a.copy()) == fingerprint(torch.from_numpy(a.copy()))
+    b = a.copy()
+    b[2, 3] += 1
+    assert fingerprint(b) != fingerprint(a)  # one pixel
+    assert fingerprint(a.reshape(4, 3)) != fingerprint(a)  # same bytes, other shape
+    assert fingerprint(a.astype(np.int64)) != fingerprint(a)  # same values, other dtype
+    assert fingerprint(a, a) != fingerprint(a) and len(fingerprint(a)) == 64

@@ -228,19 +228,21 @@ class PixelMNIST(Experiment):
         self.mean: float | None = None  # normalisation statistics, set by datasets()
         self.std: float | None = None
         self.source: str | None = None
+        self.fingerprint: str | None = None  # SHA-256 of the digits and labels used (set by datasets())
         self._cache: tuple[TensorDataset, TensorDataset] | None = None
 
     def datasets(self) -> tuple[TensorDataset, TensorDataset]:
         """(train, test) of ``(x [T, 1] float32, y int64)``; x normalised with the training set's mean/std."""
         if self._cache is not None:
             return self._cache
-        from ..datasets import load_mnist
+        from ..datasets import fingerprint, load_mnist
 
         c = self.config
         data = load_mnist(self.data_dir, download=c.download, seed=c.seed, source=c.data)
         self.source = data.source
         x_tr, y_tr = self._subset(data.train_x, data.train_y, c.n_train, offset=0)
         x_te, y_te = self._subset(data.test_x, data.test_y, c.n_test, offset=1)
+        self.fingerprint = fingerprint(x_tr, y_tr, x_te, y_te)
         x_tr, x_te = pixel_sequences(x_tr, c.downsample), pixel_sequences(x_te, c.downsample)  # [N, T, 1]
         self.mean, self.std = float(x_tr.mean()), float(x_tr.std())
         x_tr, x_te = (x_tr - self.mean) / self.std, (x_te - self.mean) / self.std
@@ -255,9 +257,11 @@ class PixelMNIST(Experiment):
         return x[idx], y[idx]
 
     def data_source(self) -> dict:
-        """The pinned source (``config.data``), the sizes after subsetting, and what was loaded."""
+        """The pinned source (``config.data``), the sizes after subsetting, a SHA-256 of the digits and labels
+        used (so a resume notices other data of the same size), and what was loaded."""
         train, test = self.datasets()
-        return {"name": self.config.data, "n_train": len(train), "n_test": len(test), "description": self.source}
+        return {"name": self.config.data, "n_train": len(train), "n_test": len(test), "sha256": self.fingerprint,
+                "description": self.source}
 
     def build_model(self) -> PixelLSTM:
         return PixelLSTM(self.config.hidden, self.config.forget_bias)
