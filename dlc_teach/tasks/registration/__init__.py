@@ -6,6 +6,7 @@ Introduced in chapter 6. Public names: :func:`kabsch`, :func:`icp`, :func:`regis
 :class:`RegistrationDCPLoss` (CLI ``registration-dcploss``, h = DCP's loss).
 """
 from .data import RegistrationPairs, load_cgal_clouds, load_modelnet40
+from .evaluation import evaluate_passes, stack_pairs, trajectory_errors
 from .experiment import (Registration, RegistrationConfig, RegistrationDCPLoss, chained_forward,
                          correspondence_h, dcp_loss_h, iteration_map, predict)
 from .icp import apply_rigid, compose, icp, kabsch
@@ -16,4 +17,4 @@ from .shapes import procedural_clouds
 __all__ = ["kabsch", "icp", "apply_rigid", "compose", "registration_errors", "load_modelnet40",
            "load_cgal_clouds", "RegistrationPairs", "procedural_clouds", "DCP", "DGCNN", "Registration",
            "RegistrationConfig", "RegistrationDCPLoss", "dcp_loss_h", "correspondence_h", "chained_forward",
-           "predict", "iteration_map"]
+           "predict", "iteration_map", "stack_pairs", "evaluate_passes", "trajectory_errors"]

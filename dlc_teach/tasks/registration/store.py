@@ -31,22 +31,26 @@ _ROOT = Path(__file__).resolve().parents[3] / "data"
 CHECKPOINT_DIR = _ROOT / "checkpoints" / "registration"
 RESULTS_DIR = _ROOT / "results"
 FIRST_STEPS = 3
-#: tag -> (experiment class, dlc, seed)
+_CHAIN_ONLY = {"baseline_chain": 4}
+#: tag -> (experiment class, dlc, seed, config overrides). The ``chain-*`` runs are the controls: four chained
+#: passes trained on h(ω*) alone (the base term of DLC+DCP without its hinges), to separate chaining from DLC.
 RUNS = {
-    "dcp-s0": (Registration, False, 0), "dlc-corr-s0": (Registration, True, 0),
-    "dlc-dcploss-s0": (RegistrationDCPLoss, True, 0),
-    "dcp-s1": (Registration, False, 1), "dlc-corr-s1": (Registration, True, 1),
-    "dcp-s2": (Registration, False, 2), "dlc-corr-s2": (Registration, True, 2),
+    "dcp-s0": (Registration, False, 0, {}), "dlc-corr-s0": (Registration, True, 0, {}),
+    "dlc-dcploss-s0": (RegistrationDCPLoss, True, 0, {}),
+    "dcp-s1": (Registration, False, 1, {}), "dlc-corr-s1": (Registration, True, 1, {}),
+    "dcp-s2": (Registration, False, 2, {}), "dlc-corr-s2": (Registration, True, 2, {}),
+    "chain-corr-s0": (Registration, False, 0, {**_CHAIN_ONLY, "baseline_h": "corr"}),
+    "chain-dcploss-s0": (RegistrationDCPLoss, False, 0, {**_CHAIN_ONLY, "baseline_h": "dcp"}),
 }
 
 
 def first_steps(tag: str, steps: int = FIRST_STEPS, preset: str = "ci") -> float:
     """The mean objective of the first ``steps`` optimiser steps of run ``tag`` (one torch thread)."""
-    cls, dlc, seed = RUNS[tag]
+    cls, dlc, seed, over = RUNS[tag]
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        res = train(cls.from_preset(preset, seed=seed), dlc=dlc, max_steps=steps, progress=False, log=None,
+        res = train(cls.from_preset(preset, seed=seed, **over), dlc=dlc, max_steps=steps, progress=False, log=None,
                     device="cpu")
     finally:
         torch.set_num_threads(before)
@@ -55,16 +59,17 @@ def first_steps(tag: str, steps: int = FIRST_STEPS, preset: str = "ci") -> float
 
 def store_run(tag: str) -> dict:
     """Train run ``tag`` at preset ci on one thread and write its checkpoint and results JSON."""
-    cls, dlc, seed = RUNS[tag]
+    cls, dlc, seed, over = RUNS[tag]
     torch.set_num_threads(1)
     first = first_steps(tag)
-    exp = cls.from_preset("ci", seed=seed)
+    exp = cls.from_preset("ci", seed=seed, **over)
     res = train(exp, dlc=dlc, progress=False, device="cpu")
     model, objective = res.pop("model"), res.pop("objective")
     res.update({
         "command": f"python -m dlc_teach.tasks.registration.store {tag}  (= train({cls.__name__}.from_preset"
-                   f"('ci', seed={seed}), dlc={dlc}); dlc-teach train {cls.name} --preset ci"
-                   f"{'' if dlc else ' --no-dlc'} for seed 0)",
+                   f"('ci', seed={seed}{''.join(f', {k}={v!r}' for k, v in over.items())}), dlc={dlc})"
+                   + ("" if over else f"; dlc-teach train {cls.name} --preset ci{'' if dlc else ' --no-dlc'} "
+                                      f"for seed 0") + ")",
         "data_source": exp.source, "first_steps": {"steps": FIRST_STEPS, "objective": first, "threads": 1},
     })
     save_atomic({"format": FORMAT_VERSION, "experiment": cls.name, "dlc": dlc, "config": res["preset"],
@@ -77,9 +82,9 @@ def store_run(tag: str) -> dict:
 
 def load_stored(tag: str):
     """``(experiment, model in eval mode, results dict)`` of a stored ci run."""
-    cls, dlc, seed = RUNS[tag]
+    cls, dlc, seed, over = RUNS[tag]
     ckpt = load_checkpoint(CHECKPOINT_DIR / f"{tag}.pt")
-    exp = cls.from_preset("ci", seed=seed)
+    exp = cls.from_preset("ci", seed=seed, **over)
     model = exp.build_model()
     model.load_state_dict(ckpt["model"])
     results = json.loads((RESULTS_DIR / f"registration-ci-{tag}.json").read_text(encoding="utf-8"))
