@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import random
-import subprocess
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +29,7 @@ from tqdm.auto import tqdm
 from . import distributed, loaders
 from .checkpoint import FORMAT_VERSION, capture_rng, json_atomic, load_checkpoint, restore_rng, save_atomic
 from .presets import format_config
+from .provenance import code_and_data_mismatch, provenance
 from .tasks.base import Experiment
 
 __all__ = ["train", "evaluate_model", "seed_everything", "provenance"]
@@ -44,38 +42,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _git_commit() -> str:
-    """``HEAD`` of the checkout this package runs from (``-dirty`` with uncommitted changes to tracked files);
-    ``"unknown"`` without git or when the package is not a checkout's own (e.g. an installed wheel)."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    lines = out.stdout.split()
-    if out.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != root:
-        return "unknown"  # a site-packages inside some other repository must not borrow its commit
-    return lines[1] + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
-
-
-def provenance(device: torch.device, command: list[str] | None = None) -> dict[str, Any]:
-    """Where and with what a result was produced: git commit, device name, versions (CUDA and cuDNN: None
-    on a CPU), the command line (default ``sys.argv``), UTC date."""
-    from . import __version__
-
-    cuda = device.type == "cuda"
-    name = torch.cuda.get_device_name(device) if cuda else f"cpu ({platform.machine()})"
-    return {"git_commit": _git_commit(), "device": name,
-            "versions": {"dlc_teach": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                         "python": platform.python_version(), "cuda": torch.version.cuda if cuda else None,
-                         "cudnn": torch.backends.cudnn.version() if cuda else None},
-            "command": [str(a) for a in (sys.argv if command is None else command)],
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def _float_dtype(model: torch.nn.Module) -> torch.dtype:
@@ -142,26 +108,6 @@ def _evaluate(experiment: Experiment, model, loaders: dict[str, _OnDevice]) -> d
             out.update({f"{split}_{k}": float(v) for k, v in experiment.evaluate(model, loader).items()})
     model.train(was_training)
     return out
-
-
-def _code_and_data_mismatch(ckpt: dict, commit: str, data: dict) -> list[str]:
-    """What differs between the checkpoint's code/data and this run's (empty: nothing)."""
-    problems = []
-    then = ckpt.get("git_commit")
-    if then is None:
-        problems.append("the checkpoint records no git commit (written before checkpoints carried one)")
-    elif then.removesuffix("-dirty") != commit.removesuffix("-dirty"):
-        problems.append(f"code: checkpoint written at git commit {then}, this run is at {commit}")
-    old = ckpt.get("data")
-    if old is None:
-        problems.append("the checkpoint records no data source (written before checkpoints carried one)")
-    else:
-        def key(d):
-            return {k: v for k, v in d.items() if k != "description"}
-        if key(old) != key(data):
-            problems.append(f"data: checkpoint trained on {key(old)} ({old.get('description')}), this run "
-                            f"loads {key(data)} ({data.get('description')})")
-    return problems
 
 
 def _check_resumable(ckpt: dict, experiment: Experiment, dlc: bool, world_size: int) -> None:
@@ -260,7 +206,7 @@ def _train(experiment, dlc, out, resume, dev, info, progress, max_steps, say, *,
     if resume and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
         _check_resumable(ckpt, experiment, dlc, info.world_size)
-        mismatch = _code_and_data_mismatch(ckpt, prov["git_commit"], data)
+        mismatch = code_and_data_mismatch(ckpt, prov["git_commit"], data)
         if mismatch and not allow_mismatch:
             raise ValueError(f"refusing to resume from {ckpt_path}: " + "; ".join(mismatch) + ". Pass "
                              f"allow_mismatch=True (CLI: --allow-mismatch) to resume anyway, or start afresh")

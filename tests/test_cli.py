@@ -57,16 +57,17 @@ def test_resume_flag_continues(tmp_path, capsys):
 
 
 def test_resume_under_other_code_needs_allow_mismatch(tmp_path, capsys, monkeypatch):
-    from dlc_teach import training
+    from dlc_teach import provenance
+    from dlc_teach.checkpoint import load_checkpoint
 
     out = str(tmp_path / "run")
     args = ["train", "synth", "--preset", "tiny", "--out", out, "--no-progress"]
-    monkeypatch.setattr(training, "_git_commit", lambda: "a" * 40)
+    monkeypatch.setattr(provenance, "git_commit", lambda: "a" * 40)
     assert main(args) == 0
-    ckpt = training.load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert ckpt["git_commit"] == "a" * 40 and ckpt["command"] == ["dlc-teach", *args]
     capsys.readouterr()
-    monkeypatch.setattr(training, "_git_commit", lambda: "b" * 40)
+    monkeypatch.setattr(provenance, "git_commit", lambda: "b" * 40)
     assert main(args + ["--resume"]) == 2
     err = capsys.readouterr().err
     assert "refusing to resume" in err and "--allow-mismatch" in err and "a" * 40 in err

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dlc_teach import training
+from dlc_teach import provenance
 from dlc_teach.checkpoint import load_checkpoint, save_atomic
 from dlc_teach.training import train
 from support_experiment import SynthRegression
@@ -146,9 +146,9 @@ def test_same_seed_same_result_other_seed_differs():
 # --- provenance on resume: other code or other data -------------------------------------------------------
 def test_resume_refuses_other_code_unless_allowed(tmp_path, monkeypatch):
     straight = train(_exp(), dlc=True, progress=False, log=None)
-    monkeypatch.setattr(training, "_git_commit", lambda: "1111111111111111111111111111111111111111")
+    monkeypatch.setattr(provenance, "git_commit", lambda: "1111111111111111111111111111111111111111")
     train(_exp(epochs=1), dlc=True, out_dir=tmp_path, progress=False, log=None)
-    monkeypatch.setattr(training, "_git_commit", lambda: "2222222222222222222222222222222222222222-dirty")
+    monkeypatch.setattr(provenance, "git_commit", lambda: "2222222222222222222222222222222222222222-dirty")
     with pytest.raises(ValueError, match="refusing to resume.*code: checkpoint written at git commit 1111.*"
                                          "2222.*allow-mismatch"):
         train(_exp(), dlc=True, out_dir=tmp_path, resume=True, progress=False, log=None)
@@ -161,7 +161,7 @@ def test_resume_refuses_other_code_unless_allowed(tmp_path, monkeypatch):
     assert _timeless(resumed["history"]) == _timeless(straight["history"])  # allowed: it still continues exactly
     assert json.loads((tmp_path / "results.json").read_text())["resume_mismatch"] == resumed["resume_mismatch"]
     # the same commit, dirty or not, resumes silently (uncommitted edits cannot be told apart)
-    monkeypatch.setattr(training, "_git_commit", lambda: "2222222222222222222222222222222222222222")
+    monkeypatch.setattr(provenance, "git_commit", lambda: "2222222222222222222222222222222222222222")
     again = train(_exp(epochs=3), dlc=True, out_dir=tmp_path, resume=True, progress=False, log=None)
     assert again["resume_mismatch"] == [] and again["epochs_completed"] == 3
 

@@ -33,7 +33,8 @@ try:
     offline_error = None
 except d.DataNotFoundError as err:
     offline_error = str(err)
-from dlc_teach import report
+from dlc_teach import provenance, report
+assert provenance.git_commit() == "unknown", provenance.git_commit()  # not the enclosing repository's commit
 assert str(report.PAPER_DIR) == "data/paper" and str(report.RESULTS_DIR) == "data/results"  # ./data, not site-packages
 text = report.report("pixel-mnist")
 assert "no full-scale run recorded yet" in text, text
@@ -63,7 +64,16 @@ def test_wheel_install_ships_the_registry_and_falls_back_offline(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         assert "dlc_teach/data/registry.json" in zf.namelist()
 
-    venv = tmp_path / "venv"
+    # the venv sits inside a git repository with a commit: the wheel must not report that commit as its own
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    if shutil.which("git"):
+        git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+        _run(["git", "init", "-q", str(repo)])
+        (repo / "file.txt").write_text("x\n")
+        _run(git + ["add", "file.txt"])
+        _run(git + ["commit", "-q", "-m", "a commit that is not dlc-teach's"])
+    venv = repo / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     py = venv / "bin" / "python"
     _run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-index", "--no-deps", "-q",
@@ -74,7 +84,7 @@ def test_wheel_install_ships_the_registry_and_falls_back_offline(tmp_path):
     (site / "zz_parent_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     cache = tmp_path / "empty-cache"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DLC_DATA_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path), "DLC_DATA_DIR": str(cache), "OMP_NUM_THREADS": "1"}
     out = _run([str(py), "-c", CHECK], cwd=tmp_path, env=env)
     import json
 
