@@ -42,7 +42,9 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path):
     for part in ("model", "objective"):
         for k in r0[part]:
             assert torch.equal(r0[part][k], r1[part][k]), (part, k)
-    assert r0["history"] == r1["history"]  # logged means are averaged over both processes
+    # logged means are averaged over both processes (wall-clock entries, *_time_s, are each rank's own)
+    timeless = [[{k: v for k, v in e.items() if not k.endswith("_time_s")} for e in r["history"]] for r in (r0, r1)]
+    assert timeless[0] == timeless[1] and "objective" in timeless[0][0]
     assert r0["objective"]["mu_log"] != 0.0  # the trainable μ moved, identically on both ranks
     # only rank 0 wrote files and printed: one results.json, one checkpoint, the config block once
     saved = json.loads((tmp_path / "results.json").read_text())
