@@ -134,6 +134,10 @@ def _cmd_evaluate(a) -> int:
                          f"{str(err).splitlines()[0]}") from None
     metrics = evaluate_model(exp, model, device=a.device)
     print(f"checkpoint {a.checkpoint}: epoch {ckpt['epoch']}, {'DLC' if ckpt['dlc'] else 'baseline'}")
+    trained = ckpt.get("data")
+    print(f"  written at git commit {ckpt.get('git_commit', 'unknown (format 1)')}; trained on "
+          + (f"{trained['name']} ({trained['n_train']:,} train / {trained['n_test']:,} test)" if trained
+             else "unrecorded data (format 1)") + f"; evaluated on {exp.data_source()['name']}")
     width = max(map(len, metrics), default=0)
     for k, v in metrics.items():
         print(f"  {k:<{width}}  {v:.6g}")

@@ -30,6 +30,8 @@ def test_train_prints_preset_first_then_evaluate_reproduces_final_metrics(tmp_pa
     assert main(["evaluate", "synth", "--checkpoint", str(out / "checkpoint.pt")]) == 0
     printed = capsys.readouterr().out
     assert "epoch 2, DLC" in printed
+    assert f"written at git commit {results['git_commit']}; trained on SynthRegression.datasets() (96 train / " \
+           f"32 test); evaluated on SynthRegression.datasets()" in printed
     metrics = {line.split()[0]: float(line.split()[1]) for line in printed.splitlines()
                if line.startswith("  test_") or line.startswith("  train_")}
     assert metrics.keys() == results["final"].keys()
