@@ -3,6 +3,7 @@
     python scripts/set_repository.py https://github.com/ORG/dlc-teach   # publish: set the URL
     python scripts/set_repository.py                                     # re-sync after editing _config.yml
     python scripts/set_repository.py --insert                            # also add the install lines
+    python scripts/set_repository.py --all                               # every chapter, not only 1-5
 
 The URL lives in ``_config.yml`` (``repository: url:``). From it follow:
 
@@ -31,8 +32,9 @@ BINDER, COLAB = "https://mybinder.org", "https://colab.research.google.com"
 INSTALL_CELL_HEAD = '''import importlib.util
 import os
 
-# On Colab, Binder or a fresh kernel, install the book's library; where it is installed, nothing happens.
-DLC_TEACH = os.environ.get("DLC_TEACH_SOURCE", "git+{url}")
+# On Colab, Binder or a fresh kernel: install the book's library (else: nothing to do).
+REPOSITORY = "{url}"
+DLC_TEACH = os.environ.get("DLC_TEACH_SOURCE", f"git+{{REPOSITORY}}")
 if importlib.util.find_spec("dlc_teach") is None:
     %pip install --quiet {{DLC_TEACH}}
 '''
@@ -64,14 +66,16 @@ def sync_config(url: str) -> None:
     CONFIG.write_text(text)
 
 
-def sync_notebooks(url: str, insert: bool = False) -> list[Path]:
+def sync_notebooks(url: str, insert: bool = False, every: bool = False) -> list[Path]:
     """Point every notebook's install line at ``url``; with ``insert``, add the lines where they are missing."""
     changed = []
-    for path in sorted((ROOT / "book").glob("*.ipynb")):
+    for path in sorted((ROOT / "book").glob("*.ipynb" if every else "0[1-5]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         first = next(c for c in nb.cells if c.cell_type == "code" and c.source.strip())
-        if "DLC_TEACH_SOURCE" in first.source:
-            src = re.sub(r'"DLC_TEACH_SOURCE", "git\+[^"]*"', f'"DLC_TEACH_SOURCE", "git+{url}"', first.source)
+        old = re.match(r"import importlib\.util\nimport os\n\n# On Colab.*?%pip install --quiet \{DLC_TEACH\}\n",
+                       first.source, flags=re.DOTALL)
+        if old:  # the install lines, in this or an earlier wording: replace them whole
+            src = install_head(url) + first.source[old.end():]
         elif insert:
             body = re.sub(r"^import os\n", "", first.source, flags=re.MULTILINE)
             src = install_head(url) + "\n" + body
@@ -85,8 +89,8 @@ def sync_notebooks(url: str, insert: bool = False) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    insert = "--insert" in argv
-    argv = [a for a in argv if a != "--insert"]
+    insert, every = "--insert" in argv, "--all" in argv
+    argv = [a for a in argv if a not in ("--insert", "--all")]
     if len(argv) > 1:
         print(__doc__)
         return 2
@@ -94,7 +98,7 @@ def main(argv: list[str]) -> int:
     if not re.match(r"^https://[\w.-]+/[\w.-]+/[\w.-]+$", url):
         raise SystemExit(f"not a repository URL: {url!r} (expected https://HOST/OWNER/NAME)")
     sync_config(url)
-    changed = sync_notebooks(url, insert)
+    changed = sync_notebooks(url, insert, every)
     print(f"repository {url} ({'placeholder: buttons hidden' if url == PLACEHOLDER else 'buttons shown'}); "
           f"{len(changed)} notebook(s) updated")
     return 0

@@ -63,7 +63,8 @@ BIB_KEYS = {
 }
 
 #: The symbols the glossary defines.
-GLOSSARY_TERMS = ["ω", "ω*", "ω̃", "λ", "μ", "ρ", "h_θ", "ε", "γ", "ξ", "K", "N(ω*)", "L", "T"]
+GLOSSARY_TERMS = ["ω", "ω*", "ω̃", "λ", "μ", "ρ", "h_θ", "ε", "γ", "ξ", "K", "N(ω*)", "L", "x", "θ", "f", "ℓ",
+                  "g", "η", "d", "B", "σ", "ζ", "m(ω)", "s_t", "T"]
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # Debian's chromium refuses to start as root without it

@@ -10,7 +10,8 @@ without outputs (there is nothing to compare). These checks close that gap, with
 * the first code cell prints the preset, and it is ``ci``;
 * the kernelspec is ``python3``;
 * widget displays have their state saved in the notebook (else the book shows no widget);
-* no placeholder chapter is left.
+* no placeholder chapter is left;
+* code lines and printed lines fit the column (88 characters).
 """
 from __future__ import annotations
 
@@ -159,3 +160,23 @@ def test_widget_state_is_saved(notebook):
         f"{path.name}: widget views {lost[:3]}... have no saved state in the notebook metadata, so the book "
         "cannot render them; execute with nbconvert (it stores widget state by default)"
     )
+
+
+#: The widest line a chapter may show: the book's column holds about 88 characters of code font.
+MAX_COLUMNS = 88
+
+
+def test_code_and_printed_lines_fit_the_column(notebook):
+    """Longer lines are cut at the column's edge (code) or wrapped mid-table (outputs) in the built book."""
+    path, nb = notebook
+    long = []
+    for i, c in enumerate(code_cells(nb)):
+        long += [f"code cell {i}: {ln[:60]}... ({len(ln)})" for ln in c.source.splitlines() if len(ln) > MAX_COLUMNS]
+        for o in c.get("outputs", []):
+            if WIDGET_VIEW in o.get("data", {}):
+                continue  # a widget's text/plain is a fallback repr that the book does not show
+            text = o.get("text", "") if o.get("output_type") == "stream" else o.get("data", {}).get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            long += [f"output of cell {i}: {ln[:60]}... ({len(ln)})" for ln in text.splitlines()
+                     if len(ln) > MAX_COLUMNS]
+    assert not long, f"{path.name}: {len(long)} lines wider than {MAX_COLUMNS} columns:\n" + "\n".join(long[:15])
