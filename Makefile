@@ -1,4 +1,4 @@
-# The README's two commands:  `make book`  and  `make test`.
+# The README's two commands:  `make book`  and  `make test`  (and, to study or to teach:  `make lab`, `make slides`).
 # Each one creates .venv if needed and installs what it needs, so both work on a fresh machine.
 #
 # Torch build: the default spec installs the CPU wheel on CPU-only machines here.
@@ -13,11 +13,12 @@ PIP         := $(VENV)/bin/pip
 STAMP       := $(VENV)/.dlc-installed
 JOBS        ?= 2
 
-.PHONY: book test install assets offline-data chromium clean
+.PHONY: book test install assets offline-data chromium clean lab slides
 
 book: install assets offline-data
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
-	@echo "Book built: _build/html/index.html"
+	$(PY) scripts/slides.py --html _build/html
+	@echo "Book built: _build/html/index.html (lecture slides in _build/html/slides/)"
 
 test: install assets offline-data chromium
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile
@@ -28,7 +29,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) install --quiet -e ".[book,test]"
+	$(PIP) install --quiet -e ".[book,test,lab]"
 	$(PY) -m ipykernel install --prefix $(VENV) --name python3 --display-name "Python 3 (dlc-teach)" >/dev/null
 	touch $@
 
@@ -40,6 +41,17 @@ offline-data:
 
 chromium:
 	bash scripts/ensure_chromium.sh
+
+# Study the chapters in JupyterLab (widgets work: ipywidgets 8 needs no extension step). The project's kernel
+# "Python 3 (dlc-teach)" is registered in .venv by `install`. Extra options: make lab LAB_ARGS="--port 8899"
+LAB_ARGS ?=
+lab: install
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=book $(LAB_ARGS)
+
+# Lecture slides (reveal.js, offline) from every chapter of _toc.yml -> _build/slides/ (and into the built book's
+# _build/html/slides/ when there is one, so that each chapter page links its deck). Open _build/slides/index.html.
+slides: install assets
+	$(PY) scripts/slides.py --html _build/html
 
 clean:
 	rm -rf _build

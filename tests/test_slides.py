@@ -255,3 +255,56 @@ def test_deck_renders_offline(browser, decks, stem):
     assert SLIDES_MIN <= n <= SLIDES_MAX, f"{stem}: {n} slides, expected {SLIDES_MIN}-{SLIDES_MAX}"
     assert notes >= 3, f"{stem}: only {notes} speaker notes"
     assert len(overflow) <= n // 3, f"{stem}: {len(overflow)} of {n} slides overflow the screen: {overflow}"
+
+
+# ------------------------------------------------------------------------------------ the chapter page link
+
+
+def test_book_loads_the_slides_link_script():
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    assert "slides-link.js" in cfg["html_js_files"]
+    assert "book/_static" in cfg["html_static_path"]
+    assert (ROOT / "book" / "_static" / "slides-link.js").is_file()
+
+
+_CHAPTER_PAGE = """<!DOCTYPE html>
+<html lang="en" data-content_root="../"><head><meta charset="utf-8">
+<script src="../_static/slides-link.js"></script></head>
+<body><main><article><section><h1>Star-convexity</h1><p>Text.</p></section></article></main></body></html>
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("with_slides", [True, False])
+def test_chapter_page_links_its_slides(browser, decks, tmp_path, with_slides):
+    """A page laid out as Sphinx writes it (data-content_root, script in _static/) links its deck when
+    the slide build copied the decks beside the book, and shows no link (and no error) when it did not."""
+    html = tmp_path / "html"
+    (html / "_static").mkdir(parents=True)
+    (html / "book").mkdir()
+    shutil.copy2(ROOT / "book" / "_static" / "slides-link.js", html / "_static" / "slides-link.js")
+    stem = CHAPTERS[1]
+    (html / "book" / f"{stem}.html").write_text(_CHAPTER_PAGE)
+    if with_slides:
+        shutil.copytree(decks, html / "slides")
+    errors = []
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto((html / "book" / f"{stem}.html").as_uri(), wait_until="load")
+        page.wait_for_timeout(300)
+        links = page.evaluate("() => Array.from(document.querySelectorAll('.dlc-slides-link a')).map(a => a.href)")
+        if with_slides:
+            assert len(links) == 1, links
+            target = Path(links[0].removeprefix("file://"))
+            assert target == (html / "slides" / f"{stem}.slides.html").resolve() and target.is_file(), links
+            page.click(".dlc-slides-link a")
+            page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=30_000)
+        else:
+            assert links == []
+    finally:
+        ctx.close()
+    assert not errors, errors
