@@ -27,10 +27,11 @@ import slide_metadata  # noqa: E402
 import slides  # noqa: E402
 
 CHAPTERS = [p.stem for p in slides.toc_chapters(ROOT / "_toc.yml")]
-#: Slides per chapter. The issue asks for 25-40; what the rules give from today's chapters is 15-31 (chapters 1,
-#: 2 and 5 hold fewer sections, statements and figures than a 25-slide lecture; see the report of issue 11), so
-#: the lower bound is what the content gives, not a padding target. The upper bound is the issue's.
-SLIDES_MIN, SLIDES_MAX = 12, 40
+#: Slides per chapter. The issue asks for 25-40; the rules give 12-31 from the chapters of 2026-11-27 (chapters
+#: 1, 5, 5b and 8 hold fewer sections, statements and figures than a 25-slide lecture; see the report of issue 11),
+#: so the lower bound is what the content gives (with a margin), not a padding target. The upper bound is the
+#: issue's: a longer deck is too long for one lecture.
+SLIDES_MIN, SLIDES_MAX = 10, 40
 SHOTS = ROOT / "_build" / "slides" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}
 
@@ -272,7 +273,8 @@ def test_book_loads_the_slides_link_script():
 _CHAPTER_PAGE = """<!DOCTYPE html>
 <html lang="en" data-content_root="../"><head><meta charset="utf-8">
 <script src="../_static/slides-link.js"></script></head>
-<body><main><article><section><h1>Star-convexity</h1><p>Text.</p></section></article></main></body></html>
+<body><div class="sidebar"><h1>Deep Loss Convexification</h1></div>
+<main><article><section><h1>Star-convexity</h1><p>Text.</p></section></article></main></body></html>
 """
 
 
@@ -301,6 +303,8 @@ def test_chapter_page_links_its_slides(browser, decks, tmp_path, with_slides):
             assert len(links) == 1, links
             target = Path(links[0].removeprefix("file://"))
             assert target == (html / "slides" / f"{stem}.slides.html").resolve() and target.is_file(), links
+            where = page.evaluate("() => document.querySelector('.dlc-slides-link').previousElementSibling.textContent")
+            assert where == "Star-convexity", f"the link is not under the chapter's title but under {where!r}"
             page.click(".dlc-slides-link a")
             page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=30_000)
         else:

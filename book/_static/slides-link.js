@@ -12,7 +12,7 @@
   if (root === null) root = "../";
 
   function addLink(href) {
-    var title = document.querySelector("article h1, main h1, h1");
+    var title = document.querySelector("article h1") || document.querySelector("main h1");  // the page's title
     if (!title || document.querySelector(".dlc-slides-link")) return;
     var p = document.createElement("p");
     p.className = "dlc-slides-link";
