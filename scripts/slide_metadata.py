@@ -34,7 +34,8 @@ What the script does to a notebook:
    prose paragraph                            ``notes``, except a short one that opens in bold
                                               (e.g. "**The question of this chapter:** ..."): ``-``
    display maths, list, table, code block     ``-`` (stays on the slide)
-   code cell that mostly imports              ``skip`` (set-up, not lecture material)
+   code cell that mostly imports, or the      ``skip`` (set-up, not lecture material)
+   chapter's first code cell if it imports
    code cell without output, > 12 lines       ``skip`` (long definitions; the book has them)
    code cell with a figure or a widget        ``subslide`` (the figure fills a slide)
    other code cell                            ``-``
@@ -180,11 +181,12 @@ def _output_lines(cell) -> float:
     return n
 
 
-def code_type(cell) -> str:
-    """The slide_type rule for an untyped code cell (see the module docstring)."""
+def code_type(cell, first: bool = False) -> str:
+    """The slide_type rule for an untyped code cell (see the module docstring); ``first``: the chapter's first
+    code cell (its set-up: imports, preset, seed)."""
     lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     imports = [ln for ln in lines if re.match(r"\s*(import|from)\s+\S+", ln)]
-    if lines and len(imports) >= len(lines) / 2:
+    if lines and (len(imports) >= len(lines) / 2 or (first and imports)):
         return "skip"
     if not cell.get("outputs") and len(lines) > MAX_CODE_LINES:
         return "skip"
@@ -219,6 +221,7 @@ def apply_rules(nb) -> int:
     out = []
     changed = 0
     used_ids = {c.get("id") for c in nb.cells}
+    first_code = next((c for c in nb.cells if c.cell_type == "code"), None)
     for cell in nb.cells:
         if _slide_type(cell) is not None:
             out.append((cell, True))
@@ -242,7 +245,7 @@ def apply_rules(nb) -> int:
                 _set_type(piece, markdown_type(kind, info, text))
                 out.append((piece, False))
         elif cell.cell_type == "code":
-            _set_type(cell, code_type(cell))
+            _set_type(cell, code_type(cell, first=cell is first_code))
             out.append((cell, False))
         else:  # raw or empty markdown cells carry nothing to show
             _set_type(cell, "skip")

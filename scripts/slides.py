@@ -56,6 +56,7 @@ ASSETS = [
 ]
 #: Our own script (not third-party): MathJax 2's Hub.Queue, which the widget embed script calls, on MathJax 3.
 BRIDGE = ROOT / "book" / "_static" / "mathjax2-bridge.js"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 DIRECTIVE_NAMES = {
     "prf:definition": "Definition", "prf:lemma": "Lemma", "prf:theorem": "Theorem", "prf:proof": "Proof",
@@ -88,6 +89,34 @@ def toc_chapters(toc: Path = ROOT / "_toc.yml") -> list[Path]:
 
     walk(data)
     return [toc.parent / f"{f}.ipynb" for f in files if (toc.parent / f"{f}.ipynb").is_file()]
+
+
+def toc_decks(toc: Path = ROOT / "_toc.yml") -> list[list[Path]]:
+    """One lecture per chapter: [[chapter.ipynb, its sections' .ipynb ...], ...] in the toc's order.
+
+    A chapter's sections (``sections:`` under it in _toc.yml, e.g. 5b under 5) join its deck, so a lecture covers
+    what the book's chapter covers."""
+    data = yaml.safe_load(toc.read_text())
+    decks: list[list[Path]] = []
+
+    def files_under(node) -> list[str]:
+        out = []
+        for sec in node.get("sections", []) or []:
+            if "file" in sec:
+                out.append(sec["file"])
+            out += files_under(sec)
+        return out
+
+    def nb(f: str) -> Path | None:
+        p = toc.parent / f"{f}.ipynb"
+        return p if p.is_file() else None
+
+    for part in data.get("parts", [data]):
+        for ch in part.get("chapters", []) or []:
+            members = [p for p in (nb(f) for f in [ch.get("file", "")] + files_under(ch)) if p]
+            if members:
+                decks.append(members)
+    return decks
 
 
 def chapter_numbers(toc: Path = ROOT / "_toc.yml") -> dict[str, int]:
@@ -288,10 +317,32 @@ def build(notebooks: list[Path], out: Path, toc: Path = ROOT / "_toc.yml") -> di
         extra_template_basedirs=[str(TEMPLATE_DIR)], template_name="dlc-reveal",
         exclude_input_prompt=True, exclude_output_prompt=True,
     )
-    report = {}
+    # group the notebooks into lectures: a chapter and its sections (as _toc.yml nests them) make one deck
+    by_stem = {p.stem: p for p in notebooks}
+    groups: list[list[Path]] = []
+    placed: set[str] = set()
+    toc_groups = toc_decks(toc) if toc.is_file() else []
     for path in notebooks:
+        if path.stem in placed:
+            continue
+        group = next((g for g in toc_groups if g[0].stem == path.stem or path.stem in [m.stem for m in g]), [path])
+        members = [by_stem[m.stem] for m in group if m.stem in by_stem and m.stem not in placed] or [path]
+        placed.update(m.stem for m in members)
+        groups.append(members)
+    report = {}
+    for members in groups:
+        path = members[0]
         t0 = time.monotonic()
-        nb = prepare(nbformat.read(path, as_version=4), converter)
+        nb = nbformat.read(path, as_version=4)
+        for extra in members[1:]:
+            more = nbformat.read(extra, as_version=4)
+            nb.cells += more.cells
+            state = more.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+            if state:
+                mine = nb.metadata.setdefault("widgets", {}).setdefault(
+                    WIDGET_STATE, {"state": {}, "version_major": 2, "version_minor": 0})
+                mine["state"].update(state)
+        nb = prepare(nb, converter)
         chap = numbers.get(path.stem)
         resources = {"metadata": {"name": path.stem}, "dlc": {"chapter": chap, "stem": path.stem}}
         body, _ = exporter.from_notebook_node(nb, resources=resources)
@@ -302,7 +353,8 @@ def build(notebooks: list[Path], out: Path, toc: Path = ROOT / "_toc.yml") -> di
         types = [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in nb.cells]
         visible = [t for t in types if t not in ("skip", "notes")]
         n = sum(t in ("slide", "subslide") for t in visible) + (bool(visible) and visible[0] not in ("slide", "subslide"))
-        report[path.stem] = {"file": target.name, "slides": n, "seconds": round(time.monotonic() - t0, 2)}
+        report[path.stem] = {"file": target.name, "slides": n, "seconds": round(time.monotonic() - t0, 2),
+                             "members": [m.stem for m in members]}
     _write_index(out, report, numbers)
     return report
 
@@ -311,13 +363,14 @@ def _write_index(out: Path, report: dict[str, dict], numbers: dict[str, int]) ->
     """index.html listing the decks, and decks.js that the book's pages read to link their slides."""
     items = "\n".join(
         f'<li><a href="{html.escape(r["file"])}">{numbers.get(stem, "")} {html.escape(stem)}</a> '
-        f'({r["slides"]} slides)</li>' for stem, r in report.items())
+        f'({r["slides"]} slides{"; with " + ", ".join(r["members"][1:]) if r["members"][1:] else ""})</li>'
+        for stem, r in report.items())
     (out / "index.html").write_text(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Lecture slides</title></head>"
         f"<body><h1>Deep Loss Convexification: lecture slides</h1><ul>\n{items}\n</ul>"
         "<p>Keys: arrows or space to move, <kbd>s</kbd> speaker notes, <kbd>o</kbd> overview, <kbd>f</kbd> full "
         "screen.</p></body></html>\n", encoding="utf-8")
-    decks = {stem: r["file"] for stem, r in report.items()}
+    decks = {member: r["file"] for r in report.values() for member in r["members"]}
     (out / "decks.js").write_text(
         "/* written by scripts/slides.py: the chapters that have lecture slides (read by slides-link.js) */\n"
         f"window.DLC_SLIDE_DECKS = {json.dumps(decks, sort_keys=True)};\n", encoding="utf-8")
@@ -337,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     report = build(notebooks, args.out, args.toc)
     for stem, r in report.items():
-        print(f"slides: {args.out / r['file']}: {r['slides']} slides ({r['seconds']:.1f} s)")
+        with_ = f" (with {', '.join(r['members'][1:])})" if r["members"][1:] else ""
+        print(f"slides: {args.out / r['file']}{with_}: {r['slides']} slides ({r['seconds']:.1f} s)")
     if args.html is not None:
         if (args.html / "index.html").is_file():
             dest = args.html / "slides"

@@ -26,7 +26,8 @@ sys.path.insert(0, str(SCRIPTS))
 import slide_metadata  # noqa: E402
 import slides  # noqa: E402
 
-CHAPTERS = [p.stem for p in slides.toc_chapters(ROOT / "_toc.yml")]
+CHAPTERS = [p.stem for p in slides.toc_chapters(ROOT / "_toc.yml")]  # every notebook of the toc
+DECKS = [group[0].stem for group in slides.toc_decks(ROOT / "_toc.yml")]  # one per chapter (with its sections)
 #: Slides per chapter. The issue asks for 25-40; the rules give 12-31 from the chapters of 2026-11-27 (chapters
 #: 1, 5, 5b and 8 hold fewer sections, statements and figures than a 25-slide lecture; see the report of issue 11),
 #: so the lower bound is what the content gives (with a margin), not a padding target. The upper bound is the
@@ -47,8 +48,10 @@ def _run(*args, check=True) -> subprocess.CompletedProcess:
 def chapter_copies(tmp_path_factory) -> Path:
     """Copies of the toc's chapters with slide metadata applied (book/ itself is left alone)."""
     d = tmp_path_factory.mktemp("chapters")
+    (d / "original").mkdir()
     for stem in CHAPTERS:
-        shutil.copy2(ROOT / "book" / f"{stem}.ipynb", d / f"{stem}.ipynb")
+        shutil.copy2(ROOT / "book" / f"{stem}.ipynb", d / "original" / f"{stem}.ipynb")
+        shutil.copy2(d / "original" / f"{stem}.ipynb", d / f"{stem}.ipynb")
     _run(SCRIPTS / "slide_metadata.py", *sorted(d.glob("*.ipynb")))
     return d
 
@@ -85,7 +88,7 @@ def test_metadata_types_every_cell_and_is_idempotent(chapter_copies):
 def test_metadata_keeps_code_and_the_books_markdown(chapter_copies):
     """Splitting markdown cells must not change what the book renders, nor touch any code cell or output."""
     for stem in CHAPTERS:
-        orig = nbformat.read(ROOT / "book" / f"{stem}.ipynb", as_version=4)
+        orig = nbformat.read(chapter_copies / "original" / f"{stem}.ipynb", as_version=4)
         new = nbformat.read(chapter_copies / f"{stem}.ipynb", as_version=4)
         code_o = [(c.source, c.outputs, c.execution_count) for c in orig.cells if c.cell_type == "code"]
         code_n = [(c.source, c.outputs, c.execution_count) for c in new.cells if c.cell_type == "code"]
@@ -151,7 +154,8 @@ def test_split_markdown_respects_blocks():
 
 
 def test_every_chapter_has_a_deck_and_only_local_assets(decks):
-    for stem in CHAPTERS:
+    assert set(DECKS) <= set(CHAPTERS) and len(DECKS) >= 5, DECKS
+    for stem in DECKS:
         page = (decks / f"{stem}.slides.html").read_text()
         srcs = slides_urls(page)
         assert srcs, stem
@@ -200,7 +204,7 @@ _SLIDE_TEXT = """() => {
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("stem", CHAPTERS)
+@pytest.mark.parametrize("stem", DECKS)
 def test_deck_renders_offline(browser, decks, stem):
     blocked, requests, errors = [], [], []
     ctx = browser.new_context(viewport=VIEWPORT, service_workers="block")
