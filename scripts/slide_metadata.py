@@ -29,7 +29,8 @@ What the script does to a notebook:
    ``# `` or ``## `` heading                  ``slide`` (a section of the lecture)
    ``### `` heading and deeper                ``subslide``
    ``{prf:definition|lemma|theorem|...}``     ``subslide`` (a statement gets a slide of its own)
-   ``{exercise}``                             ``subslide``; its ``{solution}`` is ``notes``
+   ``{exercise}``                             ``subslide``; its ``{solution}`` is ``notes``, and so is
+                                              everything between ``{solution-start}`` and ``{solution-end}``
    ``{prf:proof}``, ``{admonition}``, notes   ``notes`` (the lecturer's side of the story)
    prose paragraph                            ``notes``, except a short one that opens in bold
                                               (e.g. "**The question of this chapter:** ..."): ``-``
@@ -67,8 +68,8 @@ CHARS_PER_LINE = 80
 
 STATEMENT_DIRECTIVES = {"prf:definition", "prf:lemma", "prf:theorem", "prf:corollary", "prf:proposition",
                         "prf:algorithm", "prf:axiom", "prf:conjecture", "prf:criterion", "prf:assumption",
-                        "prf:property", "prf:example", "exercise", "figure", "image", "table", "math"}
-NOTES_DIRECTIVES = {"prf:proof", "solution", "admonition", "note", "tip", "hint", "important", "seealso",
+                        "prf:property", "prf:example", "exercise", "exercise-start", "figure", "image", "table", "math"}
+NOTES_DIRECTIVES = {"prf:proof", "solution", "solution-start", "solution-end", "admonition", "note", "tip", "hint", "important", "seealso",
                     "attention", "caution", "danger", "error", "warning", "prf:remark", "prf:observation",
                     "margin", "sidebar", "dropdown", "epigraph"}
 HIDE_INPUT_TAGS = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
@@ -250,6 +251,21 @@ def apply_rules(nb) -> int:
         else:  # raw or empty markdown cells carry nothing to show
             _set_type(cell, "skip")
             out.append((cell, False))
+
+    # A gated solution ({solution-start} ... code cells ... {solution-end}) belongs to the notes, code included.
+    inside = False
+    for cell, kept in out:
+        gate = re.search(r"^\s*(?:`{3,}|:{3,})\{(solution|exercise)-(start|end)\}", cell.source, flags=re.M) \
+            if cell.cell_type == "markdown" else None
+        if gate and gate.group(1) == "solution":
+            inside = gate.group(2) == "start"
+            if not kept:
+                _set_type(cell, "notes")
+            continue
+        if gate and gate.groups() == ("exercise", "end") and not kept:
+            _set_type(cell, "skip")  # an empty closing marker
+        elif inside and not kept:
+            _set_type(cell, "notes")
 
     # Overflow: a "-" cell that would overfill its slide starts a sub-slide (only for cells typed just now).
     used = 0.0

@@ -63,7 +63,8 @@ DIRECTIVE_NAMES = {
     "prf:corollary": "Corollary", "prf:proposition": "Proposition", "prf:algorithm": "Algorithm",
     "prf:remark": "Remark", "prf:example": "Example", "prf:assumption": "Assumption", "prf:axiom": "Axiom",
     "prf:conjecture": "Conjecture", "prf:criterion": "Criterion", "prf:observation": "Observation",
-    "prf:property": "Property", "exercise": "Exercise", "solution": "Solution", "note": "Note", "tip": "Tip",
+    "prf:property": "Property", "exercise": "Exercise", "solution": "Solution", "exercise-start": "Exercise",
+    "solution-start": "Solution", "note": "Note", "tip": "Tip",
     "hint": "Hint", "important": "Important", "warning": "Warning", "caution": "Caution", "seealso": "See also",
     "attention": "Attention", "danger": "Danger", "error": "Error", "admonition": "",
 }
@@ -243,8 +244,10 @@ class MystConverter:
             if name in ("code-cell", "code-block", "code"):
                 out += [f"```{arg}", *body, "```"]
                 continue
+            if name in ("solution-end", "exercise-end"):
+                continue  # the closing marker of a gated block: its box ends where its cells end
             kind = DIRECTIVE_NAMES.get(name, name.split(":")[-1].title())
-            if name == "solution":
+            if name in ("solution", "solution-start"):
                 arg = ""  # its argument is the exercise's label
             title = f"{kind} ({self.inline(arg)})" if arg and kind else (self.inline(arg) or kind)
             css = re.sub(r"[^\w-]", "-", name)
