@@ -46,7 +46,7 @@ chromium:
 # "Python 3 (dlc-teach)" is registered in .venv by `install`. Extra options: make lab LAB_ARGS="--port 8899"
 LAB_ARGS ?=
 lab: install
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=book $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=book $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Lecture slides (reveal.js, offline) from every chapter of _toc.yml -> _build/slides/ (and into the built book's
 # _build/html/slides/ when there is one, so that each chapter page links its deck). Open _build/slides/index.html.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -206,8 +207,8 @@ def test_chapter_2_runs_in_jupyterlab_and_its_widget_responds(chromium, lab):
             assert time.monotonic() < deadline, f"no idle kernel for {CHAPTER}:\n{lab.tail()}"
             page.wait_for_timeout(500)  # (not time.sleep: the page's routed requests need Playwright's loop)
         assert page.evaluate(_PROMPTS) == [""] * n_code or all(p in ("", "[ ]:") for p in page.evaluate(_PROMPTS))
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
         # every code cell numbered [1], [2], ... (none left as [*] or blank)
         page.wait_for_function(
             f"() => {{ const p = ({_PROMPTS})(); return p.length === {n_code} && p.every(t => /^\\[\\d+\\]:$/.test(t)); }}",
