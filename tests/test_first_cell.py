@@ -38,7 +38,7 @@ def test_first_cell_installs_from_the_configured_repository(path):
     assert src.startswith(install_head(repository_url())), (
         f"{path.name}: the first code cell must start with the install lines of scripts/set_repository.py "
         f"(installing git+{repository_url()} when dlc_teach is missing); run "
-        "`python scripts/set_repository.py --insert`"
+        "`python scripts/set_repository.py --insert --all` (or copy them from chapter 1)"
     )
 
 
