@@ -44,9 +44,15 @@ RUNS = {
 }
 
 
-def first_steps(tag: str, steps: int = FIRST_STEPS, preset: str = "ci") -> float:
-    """The mean objective of the first ``steps`` optimiser steps of run ``tag`` (one torch thread)."""
+def first_steps(tag: str, steps: int = FIRST_STEPS, preset: str = "ci", eval_size: int | None = None) -> float:
+    """The mean objective of the first ``steps`` optimiser steps of run ``tag`` (one torch thread).
+
+    ``eval_size`` shrinks the test set and the evaluated training subset (evaluated only after the
+    steps, so the objective does not change; the reproducibility test uses it to stay fast).
+    """
     cls, dlc, seed, over = RUNS[tag]
+    if eval_size is not None:
+        over = {**over, "n_test": eval_size, "eval_train_size": eval_size}
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
