@@ -68,8 +68,10 @@ CHARS_PER_LINE = 80
 
 STATEMENT_DIRECTIVES = {"prf:definition", "prf:lemma", "prf:theorem", "prf:corollary", "prf:proposition",
                         "prf:algorithm", "prf:axiom", "prf:conjecture", "prf:criterion", "prf:assumption",
-                        "prf:property", "prf:example", "exercise", "exercise-start", "figure", "image", "table", "math"}
-NOTES_DIRECTIVES = {"prf:proof", "solution", "solution-start", "solution-end", "admonition", "note", "tip", "hint", "important", "seealso",
+                        "prf:property", "prf:example", "exercise", "exercise-start", "figure", "image", "table",
+                        "math"}
+NOTES_DIRECTIVES = {"prf:proof", "solution", "solution-start", "solution-end", "admonition", "note", "tip", "hint",
+                    "important", "seealso",
                     "attention", "caution", "danger", "error", "warning", "prf:remark", "prf:observation",
                     "margin", "sidebar", "dropdown", "epigraph"}
 HIDE_INPUT_TAGS = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
@@ -309,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for path in args.notebooks:
         changed = process(path, check=args.check)
-        print(f"slide_metadata: {path}: {'would change' if args.check and changed else 'updated' if changed else 'unchanged'}")
+        state = "would change" if args.check and changed else "updated" if changed else "unchanged"
+        print(f"slide_metadata: {path}: {state}")
         if changed:
             stale.append(path)
     return 1 if args.check and stale else 0

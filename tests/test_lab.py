@@ -20,7 +20,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -175,7 +174,8 @@ def chromium():
 
 _PROMPTS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'))
                     .map(e => e.textContent.trim())"""
-_FIGURE = """() => { const i = document.querySelector('.jp-Notebook .widget-output img, .jp-Notebook .jupyter-widgets-output-area img');
+_FIGURE = """() => { const i = document.querySelector(
+                         '.jp-Notebook .widget-output img, .jp-Notebook .jupyter-widgets-output-area img');
                      return i ? i.getAttribute('src') : null; }"""
 
 
@@ -211,7 +211,8 @@ def test_chapter_2_runs_in_jupyterlab_and_its_widget_responds(chromium, lab):
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
         # every code cell numbered [1], [2], ... (none left as [*] or blank)
         page.wait_for_function(
-            f"() => {{ const p = ({_PROMPTS})(); return p.length === {n_code} && p.every(t => /^\\[\\d+\\]:$/.test(t)); }}",
+            f"() => {{ const p = ({_PROMPTS})(); "
+            f"return p.length === {n_code} && p.every(t => /^\\[\\d+\\]:$/.test(t)); }}",
             timeout=left(), polling=500)
         prompts = page.evaluate(_PROMPTS)
         errs_in_page = page.evaluate("() => Array.from(document.querySelectorAll('.jp-OutputArea-output')).filter("

@@ -130,7 +130,8 @@ def test_author_slide_types_are_kept(tmp_path):
 
 def test_metadata_rejects_bad_input(tmp_path):
     bad = tmp_path / "x.ipynb"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T", metadata={"slideshow": {"slide_type": "big"}})])
+    cell = nbformat.v4.new_markdown_cell("# T", metadata={"slideshow": {"slide_type": "big"}})
+    nb = nbformat.v4.new_notebook(cells=[cell])
     nbformat.write(nb, bad)
     proc = _run(SCRIPTS / "slide_metadata.py", bad, check=False)
     assert proc.returncode != 0 and "slide_type 'big'" in proc.stderr and "expected one of" in proc.stderr
@@ -203,6 +204,9 @@ _SLIDE_TEXT = """() => {
 }"""
 
 
+_GO_TO = "(k) => { const ix = Reveal.getIndices(Reveal.getSlides()[k]); Reveal.slide(ix.h, ix.v, 99); }"
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("stem", DECKS)
 def test_deck_renders_offline(browser, decks, stem):
@@ -240,12 +244,13 @@ def test_deck_renders_offline(browser, decks, stem):
         SHOTS.mkdir(parents=True, exist_ok=True)
         overflow = []
         for k in sorted({i for i in picks if i >= 0}):
-            page.evaluate(f"() => {{ const ix = Reveal.getIndices(Reveal.getSlides()[{k}]); Reveal.slide(ix.h, ix.v, 99); }}")
+            page.evaluate(_GO_TO, k)
             page.wait_for_timeout(100)
             page.screenshot(path=str(SHOTS / f"{stem}-{k + 1:02d}.png"))
         for k in range(n):  # slides whose content is taller than the screen (they scroll)
-            page.evaluate(f"() => {{ const ix = Reveal.getIndices(Reveal.getSlides()[{k}]); Reveal.slide(ix.h, ix.v, 99); }}")
-            if page.evaluate("() => { const c = Reveal.getCurrentSlide(); return c.scrollHeight > c.clientHeight + 8; }"):
+            page.evaluate(_GO_TO, k)
+            if page.evaluate("() => { const c = Reveal.getCurrentSlide(); "
+                             "return c.scrollHeight > c.clientHeight + 8; }"):
                 overflow.append(k + 1)
         print(f"{stem}: {n} slides, {math} formulas, {notes} speaker notes, overflowing (scroll): {overflow}")
     finally:
@@ -256,7 +261,8 @@ def test_deck_renders_offline(browser, decks, stem):
     assert math > 0 and bare == 0, f"{stem}: {math} formulas, {bare} without SVG"
     assert merr == 0, f"{stem}: MathJax reported {merr} TeX errors"
     for raw in ("$", "\\(", "\\[", "\\begin{"):
-        assert raw not in text, f"{stem}: raw TeX {raw!r} on a slide: ...{text[max(0, text.find(raw) - 80):text.find(raw) + 80]}..."
+        at = text.find(raw)
+        assert at < 0, f"{stem}: raw TeX {raw!r} on a slide: ...{text[max(0, at - 80):at + 80]}..."
     assert SLIDES_MIN <= n <= SLIDES_MAX, f"{stem}: {n} slides, expected {SLIDES_MIN}-{SLIDES_MAX}"
     assert notes >= 3, f"{stem}: only {notes} speaker notes"
     assert len(overflow) <= n // 3, f"{stem}: {len(overflow)} of {n} slides overflow the screen: {overflow}"
@@ -307,7 +313,8 @@ def test_chapter_page_links_its_slides(browser, decks, tmp_path, with_slides):
             assert len(links) == 1, links
             target = Path(links[0].removeprefix("file://"))
             assert target == (html / "slides" / f"{stem}.slides.html").resolve() and target.is_file(), links
-            where = page.evaluate("() => document.querySelector('.dlc-slides-link').previousElementSibling.textContent")
+            where = page.evaluate("() => document.querySelector('.dlc-slides-link')"
+                                  ".previousElementSibling.textContent")
             assert where == "Star-convexity", f"the link is not under the chapter's title but under {where!r}"
             page.click(".dlc-slides-link a")
             page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=30_000)
