@@ -138,6 +138,8 @@ def prepare(nb, converter: MystConverter):
         if cell.cell_type == "markdown":
             cell.source = converter.convert(cell.source)
         elif cell.cell_type == "code":
+            # test markers (# NBVAL_IGNORE_OUTPUT ...) are for CI, not for the audience
+            cell.source = re.sub(r"(?m)^[ \t]*# ?NBVAL_\w+[ \t]*\n?", "", cell.source)
             if slide_metadata.code_lines_shown(cell) == 0:
                 cell.metadata.setdefault("transient", {})["remove_source"] = True
             cells += _caption_cells(cell, converter)

@@ -165,7 +165,7 @@ def test_every_chapter_has_a_deck_and_only_local_assets(decks):
         for u in srcs:
             if not u.startswith("data:"):
                 assert (decks / u.split("?")[0].split("#")[0]).is_file(), f"{stem}: {u} is not beside the deck"
-        for raw in ("{prf:", "{cite", "{numref}", "```{", ":::{", ":label:"):
+        for raw in ("{prf:", "{cite", "{numref}", "```{", ":::{", ":label:", "NBVAL_"):
             assert raw not in page, f"{stem}: MyST {raw!r} left in the slides"
     index = json.loads((decks / "decks.js").read_text().split("=", 1)[1].strip().rstrip(";"))
     assert set(index) == set(CHAPTERS)
@@ -235,6 +235,9 @@ def test_deck_renders_offline(browser, decks, stem):
         merr = page.evaluate("() => document.querySelectorAll('mjx-merror, [data-mml-node=\"merror\"]').length")
         notes = page.evaluate("() => document.querySelectorAll('aside.notes').length")
         text = page.evaluate(_SLIDE_TEXT)
+        has_widget = "application/vnd.jupyter.widget-view+json" in (decks / f"{stem}.slides.html").read_text()
+        if has_widget:  # rendered from the stored widget state by the local embed script (no kernel)
+            page.wait_for_selector(".slides .widget-slider", state="attached", timeout=30_000)
         # screenshots: the title, the first slide with maths, the first with a figure, the last
         picks = page.evaluate("""() => {
           const s = Reveal.getSlides();
