@@ -15,7 +15,9 @@ from .metrics import THRESHOLDS, pixel_error, success_rates
 from .model import DeepLKFeatures, feature_net, level_scale
 from .warp import check_corners, homography_to_offsets, offsets_to_homography, scale_homography, warp
 
-__all__ = ["warp", "inverse_compositional_lk", "coarse_to_fine_lk", "lk_loss", "pixel_error", "success_rates",
+# ``warp`` (the function) is importable from here but left out of __all__: it shares its name with the module
+# ``dlc_teach.tasks.homography.warp``, and the API page documents the function there.
+__all__ = ["inverse_compositional_lk", "coarse_to_fine_lk", "lk_loss", "pixel_error", "success_rates",
            "THRESHOLDS", "offsets_to_homography", "homography_to_offsets", "scale_homography", "check_corners",
            "make_basemap_pairs", "basemap_pairs", "load_deeplk_folder", "load_pairs", "DeepLKFeatures",
            "feature_net", "level_scale", "feature_ransac", "baseline_homographies", "DeepLKHomography",
