@@ -11,8 +11,10 @@ homography --preset ci`` (same seed, data and code path: :func:`dlc_teach.traini
 others are the constraint subsets of Fig. 9 and the μ, λ, ρ sweeps of Fig. 10, each the ``ci`` preset
 with the overrides in :data:`RUNS` (the sweeps with fewer epochs, to fit). Each writes
 ``data/checkpoints/homography/<tag>.pt`` (weights and config; loads with ``weights_only=True``) and
-``data/results/homography-ci-<tag>.json`` (train's results, the command, the data source, and the
-objective of the first :data:`FIRST_STEPS` steps, which ``tests/test_homography_store.py`` recomputes).
+``data/results/homography-ci-<tag>.json`` for ``base`` and ``dlc`` (what ``dlc-teach report`` lists) and
+``data/results/homography-ablations/<tag>.json`` for the others (train's results, the command, the data
+source, and the objective of the first :data:`FIRST_STEPS` steps, which
+``tests/test_homography_store.py`` recomputes).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from ...training import train
 from .experiment import DeepLKHomography
 
 __all__ = ["RUNS", "FIRST_STEPS", "CHECKPOINT_DIR", "RESULTS_DIR", "first_steps", "store_run", "load_stored",
-           "load_results"]
+           "load_results", "results_path"]
 
 _ROOT = Path(__file__).resolve().parents[3] / "data"
 CHECKPOINT_DIR = _ROOT / "checkpoints" / "homography"
@@ -91,13 +93,21 @@ def store_run(tag: str) -> dict:
                  "model": model.state_dict(),
                  "dlc_loss": objective.state_dict() if objective is not None else None,
                  "git_commit": res["git_commit"]}, CHECKPOINT_DIR / f"{tag}.pt")
-    json_atomic(json.dumps(res, indent=2) + "\n", RESULTS_DIR / f"homography-ci-{tag}.json")
+    json_atomic(json.dumps(res, indent=2) + "\n", results_path(tag))
     return res
+
+
+def results_path(tag: str) -> Path:
+    """Where run ``tag``'s results JSON lives (the ablations in a subfolder the report does not list)."""
+    _experiment(tag)
+    if RUNS[tag][1]:
+        return RESULTS_DIR / "homography-ablations" / f"{tag}.json"
+    return RESULTS_DIR / f"homography-ci-{tag}.json"
 
 
 def load_results(tag: str) -> dict:
     """The stored results dict of run ``tag``."""
-    path = RESULTS_DIR / f"homography-ci-{tag}.json"
+    path = results_path(tag)
     if not path.is_file():
         raise FileNotFoundError(f"no stored results at {path}; run python -m dlc_teach.tasks.homography.store {tag}")
     return json.loads(path.read_text(encoding="utf-8"))
