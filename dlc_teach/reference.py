@@ -31,8 +31,8 @@ Hyper-parameter mapping (see :func:`dlc_batch_equivalent`): with the softmax lab
 
 With the same μ, the authors' Eq. 13 term is B times stronger than the batch variant's (d² is a
 batch sum, not a mean). The paper's own objective (Eq. 11, ``DLCLoss()``) has per-datapoint hinges
-and is a different objective altogether; the demo notebook of the same repository trains yet another
-loss (``starConvexLoss_PRNetLoss``), which this module does not reproduce.
+and is a different objective altogether. The PRNet training demo notebook of the same repository is reported
+to train yet another loss (``starConvexLoss_PRNetLoss``); this module neither reproduces nor re-checks it.
 
 Note where the code deviates from the paper (§4.1): the paper draws N(0, 1) noise for Pixel-MNIST;
 this code draws uniform noise of width 0.1 — 35 times smaller in standard deviation.
