@@ -102,7 +102,8 @@ def dcp_loss_h(R_hat: Tensor, t_hat: Tensor) -> Callable[[Tensor], Tensor]:
 def correspondence_h(src: Tensor, matches: Tensor) -> Callable[[Tensor], Tensor]:
     """h(ω) = mean_i ‖R(ω) x_i + t(ω) − m_i‖², the Procrustes cost of the soft matches.
 
-    ``src`` ``[B, N, 3]`` (x_i), ``matches`` ``[B, N, 3]`` (m_i); h maps ω ``[..., B, 6]`` -> ``[..., B]``.
+    ``src`` ``[B, N, 3]`` (x_i), ``matches`` ``[B, N, 3]`` (m_i);
+    h maps ω ``[..., B, 6]`` -> ``[..., B]``.
     """
 
     def h(omega: Tensor) -> Tensor:
