@@ -9,7 +9,7 @@ from .data import RegistrationPairs, load_cgal_clouds, load_modelnet40
 from .evaluation import evaluate_passes, stack_pairs, trajectory_errors
 from .experiment import (Registration, RegistrationConfig, RegistrationDCPLoss, chained_forward,
                          correspondence_h, dcp_loss_h, iteration_map, predict)
-from .icp import apply_rigid, compose, icp, kabsch
+from .rigid import apply_rigid, compose, icp, kabsch
 from .metrics import registration_errors
 from .model import DCP, DGCNN
 from .shapes import procedural_clouds

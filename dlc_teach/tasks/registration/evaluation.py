@@ -12,7 +12,7 @@ from ...geometry import euler_to_matrix
 from ...iteration import averaged_fixed_point, fixed_point
 from .data import RegistrationPairs
 from .experiment import iteration_map, predict
-from .icp import icp
+from .rigid import icp
 from .metrics import registration_errors
 
 __all__ = ["stack_pairs", "evaluate_passes", "trajectory_errors"]

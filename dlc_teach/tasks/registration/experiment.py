@@ -28,7 +28,7 @@ from ...neighborhoods import EulerNeighborhood
 from ..base import Experiment, ExperimentConfig
 from ..pixel_mnist import ClipGradMixin
 from .data import RegistrationPairs, load_cgal_clouds, load_modelnet40
-from .icp import apply_rigid, compose
+from .rigid import apply_rigid, compose
 from .metrics import registration_errors
 from .model import DCP
 from .shapes import procedural_clouds

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .icp import check_cloud, kabsch
+from .rigid import check_cloud, kabsch
 
 __all__ = ["knn", "DGCNN", "Pointer", "DCP"]
 
