@@ -97,6 +97,9 @@ def _api_md_modules() -> list[str]:
 # --------------------------------------------------------------------------------------------------- build
 
 
+_BUILT: list[Path] = []  # the session's one build, shared by the modules that import this fixture
+
+
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
     """Build the whole book once, warnings as errors; return the HTML folder.
@@ -104,6 +107,8 @@ def built_book(tmp_path_factory) -> Path:
     ``DLC_BOOK_HTML=_build/html`` reuses a book built beforehand (a quick loop while fixing pages); the build
     checks of this module then check that build's log only if it is there, so CI never sets it.
     """
+    if _BUILT:  # tests/test_rendering.py imports this fixture: build once per session, not once per module
+        return _BUILT[0]
     prebuilt = os.environ.get("DLC_BOOK_HTML")
     if prebuilt:
         html = Path(prebuilt).resolve()
@@ -129,6 +134,7 @@ def built_book(tmp_path_factory) -> Path:
     html = out / "_build" / "html"
     assert (html / "index.html").is_file(), f"no index.html in {html}"
     print(f"book built in {elapsed:.0f} s into {html}")
+    _BUILT.append(html)
     return html
 
 
@@ -290,8 +296,8 @@ def _chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="module")  # module, not session: Playwright's sync API allows one running instance, and
+def browser():                  # tests/test_rendering.py imports this fixture into a second module
     exe = _chromium_path()
     if exe is None:
         _skip_or_fail("headless Chromium not found (install it with `bash scripts/ensure_chromium.sh`, or set "
