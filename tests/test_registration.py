@@ -304,3 +304,22 @@ def test_cgal_split_is_disjoint_and_named():
     assert exp.data_source()["name"] == "cgal"
     assert cl["train"].shape[0] == cl["seen"].shape[0] == 30 and cl["unseen"].shape[0] == 14
     assert not np.isin(cl["train"][0, :50], cl["seen"][0]).all()  # train/test sample other surface points
+
+
+def test_evaluation_helpers_agree_with_the_chain_and_icp():
+    from dlc_teach.tasks.registration import evaluate_passes, stack_pairs, trajectory_errors
+
+    m = _tiny_model()
+    clouds = procedural_clouds("organic", 2, 64, seed=2)
+    pairs = stack_pairs(RegistrationPairs(clouds, 32, 4, independent_target=True, fixed=True))
+    assert pairs["src"].shape == (4, 32, 3) and pairs["R"].shape == (4, 3, 3) and pairs["t"].shape == (4, 3)
+    plain = trajectory_errors(m, pairs, steps=3)
+    for k in (1, 3):
+        assert plain[k - 1]["mse_euler"] == pytest.approx(evaluate_passes(m, pairs, passes=k)["mse_euler"],
+                                                          rel=1e-4)
+    avg = trajectory_errors(m, pairs, steps=3, averaged=True)
+    assert avg[0] == pytest.approx(plain[0], rel=1e-6) and len(avg) == 3  # the first average is one pass
+    ident = evaluate_passes(None, pairs)
+    by_hand = registration_errors(torch.eye(3).expand(4, 3, 3), torch.zeros(4, 3), pairs["R"], pairs["t"])
+    assert ident == pytest.approx(by_hand)
+    assert evaluate_passes(None, pairs, icp_iters=20)["mse_t"] < ident["mse_t"]
