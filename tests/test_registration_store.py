@@ -24,6 +24,7 @@ def test_every_run_is_stored_with_provenance():
         res = json.loads((RESULTS_DIR / f"registration-ci-{tag}.json").read_text())
         assert {"command", "data_source", "first_steps", "git_commit", "final", "preset"} <= set(res)
         assert res["preset"]["preset"] == "ci" and res["dlc"] == RUNS[tag][1]
+        assert res["final"]["test_mse_euler_as_trained"] > 0  # what the report compares with the paper
         assert (CHECKPOINT_DIR / f"{tag}.pt").stat().st_size < 3_000_000
 
 
