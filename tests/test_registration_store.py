@@ -15,13 +15,13 @@ import torch
 from dlc_teach.tasks.registration.data import cgal_archive
 from dlc_teach.tasks.registration.store import CHECKPOINT_DIR, RESULTS_DIR, RUNS, first_steps, load_stored
 
-STORED = [t for t in RUNS if (RESULTS_DIR / f"registration-ci-{t}.json").is_file()]
+STORED = [t for t in RUNS if (RESULTS_DIR / f"{t}.json").is_file()]
 
 
 def test_every_run_is_stored_with_provenance():
     assert sorted(STORED) == sorted(RUNS), "run python -m dlc_teach.tasks.registration.store"
     for tag in STORED:
-        res = json.loads((RESULTS_DIR / f"registration-ci-{tag}.json").read_text())
+        res = json.loads((RESULTS_DIR / f"{tag}.json").read_text())
         assert {"command", "data_source", "first_steps", "git_commit", "final", "preset"} <= set(res)
         assert res["preset"]["preset"] == "ci" and res["dlc"] == RUNS[tag][1]
         assert res["final"]["test_mse_euler_as_trained"] > 0  # what the report compares with the paper
@@ -33,7 +33,7 @@ def test_every_run_is_stored_with_provenance():
 def test_first_steps_match_the_recorded_losses(tag):
     if tag not in STORED:
         pytest.skip(f"{tag} not stored")
-    res = json.loads((RESULTS_DIR / f"registration-ci-{tag}.json").read_text())
+    res = json.loads((RESULTS_DIR / f"{tag}.json").read_text())
     assert "CGAL" in res["data_source"]
     assert first_steps(tag, res["first_steps"]["steps"], eval_size=8) == pytest.approx(res["first_steps"]["objective"], rel=1e-4)
 

@@ -9,7 +9,7 @@ than a notebook may spend, so the chapter loads models stored by::
 Each run is ``dlc_teach.training.train(<experiment>.from_preset("ci", seed=s), dlc=...)`` — the same
 as ``dlc-teach train <experiment> --preset ci [--no-dlc]`` for seed 0. It writes
 ``data/checkpoints/registration/<tag>.pt`` (model weights, the DLC λ/μ parameters, the config; loads
-with ``weights_only=True``) and ``data/results/registration-ci-<tag>.json`` (the results of ``train``,
+with ``weights_only=True``) and ``data/results/registration-ci/<tag>.json`` (the results of ``train``,
 the command, the data source, and the objective after the first ``FIRST_STEPS`` steps, which
 ``tests/test_registration_store.py`` recomputes to check that the stored models are reproducible).
 """
@@ -25,11 +25,13 @@ from ...checkpoint import FORMAT_VERSION, json_atomic, load_checkpoint, save_ato
 from ...training import train
 from .experiment import Registration, RegistrationDCPLoss
 
-__all__ = ["RUNS", "FIRST_STEPS", "CHECKPOINT_DIR", "first_steps", "as_trained", "store_run", "load_stored"]
+__all__ = ["RUNS", "FIRST_STEPS", "CHECKPOINT_DIR", "RESULTS_DIR", "first_steps", "as_trained", "store_run", "load_stored"]
 
 _ROOT = Path(__file__).resolve().parents[3] / "data"
 CHECKPOINT_DIR = _ROOT / "checkpoints" / "registration"
-RESULTS_DIR = _ROOT / "results"
+#: a folder of its own: ``dlc-teach report`` and chapter 8 read only ``data/results/*.json`` (one row per run);
+#: these seeds and controls are chapter 6's material
+RESULTS_DIR = _ROOT / "results" / "registration-ci"
 FIRST_STEPS = 3
 _CHAIN_ONLY = {"baseline_chain": 4}
 #: tag -> (experiment class, dlc, seed, config overrides). The ``chain-*`` runs are the controls: four chained
@@ -100,7 +102,7 @@ def store_run(tag: str) -> dict:
                  "model": model.state_dict(),
                  "dlc_loss": objective.state_dict() if objective is not None else None,
                  "git_commit": res["git_commit"]}, CHECKPOINT_DIR / f"{tag}.pt")
-    json_atomic(json.dumps(res, indent=2) + "\n", RESULTS_DIR / f"registration-ci-{tag}.json")
+    json_atomic(json.dumps(res, indent=2) + "\n", RESULTS_DIR / f"{tag}.json")
     return res
 
 
@@ -111,7 +113,7 @@ def load_stored(tag: str):
     exp = cls.from_preset("ci", seed=seed, **over)
     model = exp.build_model()
     model.load_state_dict(ckpt["model"])
-    results = json.loads((RESULTS_DIR / f"registration-ci-{tag}.json").read_text(encoding="utf-8"))
+    results = json.loads((RESULTS_DIR / f"{tag}.json").read_text(encoding="utf-8"))
     return exp, model.eval(), results
 
 
