@@ -326,3 +326,11 @@ def test_chapter_page_links_its_slides(browser, decks, tmp_path, with_slides):
     finally:
         ctx.close()
     assert not errors, errors
+
+
+def test_the_chapters_carry_their_slide_metadata():
+    """Every chapter in book/ carries the slide types the rules give (a new or edited cell without one fails:
+    run `python scripts/slide_metadata.py book/*.ipynb`, which keeps the types an author set by hand)."""
+    proc = _run(SCRIPTS / "slide_metadata.py", "--check", *[ROOT / "book" / f"{s}.ipynb" for s in CHAPTERS],
+                check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
