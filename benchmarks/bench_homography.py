@@ -17,37 +17,19 @@ import argparse
 
 import torch
 
-from bench_pixel_mnist import time_interleaved
-from benchcommon import devices, environment
+from benchcommon import devices, environment, time_interleaved, training_step
 from dlc_teach.tasks.homography import DeepLKHomography
 
 
 def make_step(exp: DeepLKHomography, dlc: bool, device: torch.device):
-    """A closure running one training step on a fixed random batch of the preset's sizes."""
+    """One training step on a fixed random batch of the preset's sizes (input, template, corner offsets)."""
     c = exp.config
-    torch.manual_seed(c.seed)
-    model = exp.build_model().to(device)
-    objective = exp.dlc_loss().to(device) if dlc else None
-    params = list(model.parameters()) + (list(objective.parameters()) if objective is not None else [])
-    opt = exp.make_optimizer(params)
     g = torch.Generator().manual_seed(1)
     B = c.batch_size
     batch = (torch.rand(B, 3, c.input_size, c.input_size, generator=g).to(device),
              torch.rand(B, 3, c.template_size, c.template_size, generator=g).to(device),
              ((torch.rand(B, 8, generator=g) * 2 - 1) * c.max_perturb).to(device))
-    noise = torch.Generator(device=device).manual_seed(2)
-
-    def step() -> None:
-        if objective is not None:
-            h, omega_star = exp.loss_fn(model, batch)
-            loss = objective(h, omega_star, generator=noise).loss
-        else:
-            loss = exp.base_loss(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
+    return training_step(exp, dlc, batch, device)
 
 
 def measure(preset: str, args, device: torch.device) -> float:

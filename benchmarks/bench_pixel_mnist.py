@@ -20,59 +20,19 @@ Inputs are random normalised sequences of the right shape (timing does not depen
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
-from benchcommon import devices, environment
-from benchcommon import sync as _sync
+from benchcommon import devices, environment, time_interleaved, training_step
 from dlc_teach.tasks.pixel_mnist import PixelMNIST
 
 
 def make_step(exp: PixelMNIST, dlc: bool, batch_size: int, device: torch.device):
-    """A closure running one training step on a fixed random batch; returns (step, model)."""
-    c = exp.config
-    torch.manual_seed(c.seed)
-    model = exp.build_model().to(device)
-    objective = exp.dlc_loss().to(device) if dlc else None
-    params = list(model.parameters()) + (list(objective.parameters()) if objective is not None else [])
-    opt = exp.make_optimizer(params)
+    """One training step on a fixed random batch of normalised sequences, ``x [B, T, 1]``, ``y [B]``."""
     g = torch.Generator().manual_seed(1)
-    batch = (torch.randn(batch_size, c.seq_len, 1, generator=g).to(device),
-             torch.randint(0, 10, (batch_size,), generator=g).to(device))  # x [B, T, 1], y [B]
-    noise = torch.Generator(device=device).manual_seed(2)
-
-    def step() -> None:
-        if objective is not None:
-            h, omega_star = exp.loss_fn(model, batch)
-            loss = objective(h, omega_star, generator=noise).loss
-        else:
-            loss = exp.base_loss(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
-
-
-def time_interleaved(steps: dict[str, callable], warmup: int, repeats: int, device: torch.device) -> dict:
-    """Median seconds per call of each closure, calls interleaved with rotating order."""
-    names = list(steps)
-    for _ in range(warmup):
-        for n in names:
-            steps[n]()
-    _sync(device)
-    times = {n: [] for n in names}
-    for r in range(repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for n in order:
-            _sync(device)
-            t0 = time.perf_counter()
-            steps[n]()
-            _sync(device)
-            times[n].append(time.perf_counter() - t0)
-    return {n: statistics.median(v) for n, v in times.items()}
+    batch = (torch.randn(batch_size, exp.config.seq_len, 1, generator=g).to(device),
+             torch.randint(0, 10, (batch_size,), generator=g).to(device))
+    return training_step(exp, dlc, batch, device)
 
 
 def main(argv=None) -> dict:

@@ -298,8 +298,8 @@ def _chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")  # module, not session: Playwright's sync API allows one running instance, and
-def browser():                  # tests/test_rendering.py imports this fixture into a second module
+def chromium_browser():
+    """Headless Chromium driven by Playwright, for a fixture to ``yield from`` (skips without it; fails under CI)."""
     exe = _chromium_path()
     if exe is None:
         _skip_or_fail("headless Chromium not found (install it with `bash scripts/ensure_chromium.sh`, or set "
@@ -312,6 +312,11 @@ def browser():                  # tests/test_rendering.py imports this fixture i
         b = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")  # module, not session: Playwright's sync API allows one running instance, and
+def browser():                  # tests/test_rendering.py imports this fixture into a second module
+    yield from chromium_browser()
 
 
 class Visit:

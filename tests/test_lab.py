@@ -31,7 +31,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from test_book import CHROMIUM_ARGS, _chromium_path, _is_local, _skip_or_fail
+from test_book import _is_local, _skip_or_fail, chromium_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = "02_star_convexity.ipynb"
@@ -158,18 +158,7 @@ def lab(tmp_path):
 
 @pytest.fixture
 def chromium():
-    exe = _chromium_path()
-    if exe is None:
-        _skip_or_fail("headless Chromium not found (install it with `bash scripts/ensure_chromium.sh`, or set "
-                      "DLC_CHROMIUM)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("the `playwright` package is not installed (it is in the `test` extra of pyproject.toml)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    yield from chromium_browser()
 
 
 _PROMPTS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'))

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from test_book import CHROMIUM_ARGS, _chromium_path, _is_local, _skip_or_fail  # noqa: F401  (shared helpers)
+from test_book import _is_local, _skip_or_fail, chromium_browser  # noqa: F401  (shared helpers)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
@@ -181,18 +181,7 @@ def slides_urls(page: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    exe = _chromium_path()
-    if exe is None:
-        _skip_or_fail("headless Chromium not found (install it with `bash scripts/ensure_chromium.sh`, or set "
-                      "DLC_CHROMIUM)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("the `playwright` package is not installed (it is in the `test` extra of pyproject.toml)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    yield from chromium_browser()
 
 
 # What the audience sees as text on the slides: no notes, code, outputs or typeset maths.
