@@ -11,6 +11,7 @@ Introduced in chapter 8 ("Reproducing at full scale"). Examples::
     dlc-teach evaluate pixel-mnist --checkpoint runs/pixel-mnist-full-dlc/checkpoint.pt
     dlc-teach report --experiment pixel-mnist
     dlc-teach fetch mnist                                # download + verify the real data ahead of a run
+    dlc-teach fetch modelnet40                           # the zip once; each h5 extracted and MD5-checked
 """
 from __future__ import annotations
 

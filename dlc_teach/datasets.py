@@ -21,7 +21,9 @@ import http.client
 import importlib.resources
 import json
 import os
+import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.request import urlopen
@@ -55,8 +57,11 @@ class RemoteFile:
 
     url: str
     filename: str
-    size: int  # bytes
+    size: int | None  # bytes; None where the registry does not know it (the MD5 is always checked)
     md5: str
+    #: path of the file inside the zip archive at ``url`` (None: ``url`` is the file itself). The archive is
+    #: downloaded once for all its registered members, each member extracted, verified and moved into place.
+    member: str | None = None
 
 
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, dict[str, RemoteFile]]:
@@ -87,34 +92,83 @@ def verify(path: str | os.PathLike, remote: RemoteFile) -> None:
     """Raise :class:`ChecksumError` unless ``path`` has the registry's size and MD5."""
     path = Path(path)
     size = path.stat().st_size
-    if size != remote.size:
+    if remote.size is not None and size != remote.size:
         raise ChecksumError(f"{path}: size {size} bytes, expected {remote.size} bytes (file from {remote.url})")
     actual = _md5(path)
     if actual != remote.md5:
         raise ChecksumError(f"{path}: MD5 {actual}, expected {remote.md5} (file from {remote.url})")
 
 
+def _by_hand(remote: RemoteFile, dest: Path) -> str:
+    """How to put ``remote`` at ``dest`` without this code's help (for error messages)."""
+    what = f"{remote.size} bytes, MD5 {remote.md5}" if remote.size is not None else f"MD5 {remote.md5}"
+    if remote.member:
+        return f"download {remote.url} elsewhere, and put its member {remote.member} at {dest} ({what})"
+    return f"download it elsewhere and put it at {dest} ({what})"
+
+
+def _stream(url: str, fd: int, hint: str) -> None:
+    """Write the bytes at ``url`` to the open file descriptor ``fd`` (closed afterwards)."""
+    try:
+        with os.fdopen(fd, "wb") as out, urlopen(url, timeout=60) as response:
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                out.write(chunk)
+    except (OSError, http.client.HTTPException) as err:  # URLError, HTTPError, timeouts, IncompleteRead
+        raise DownloadError(f"could not download {url} ({err}). Without internet, {hint}") from err
+
+
+def _place(tmp: Path, remote: RemoteFile, dest: Path) -> None:
+    """Verify the finished temporary file ``tmp`` and move it to ``dest`` atomically (else leave ``dest`` alone)."""
+    try:
+        verify(tmp, remote)
+    except ChecksumError as err:
+        raise ChecksumError(f"download of {remote.url} is corrupt: {err}; nothing was written to {dest}") from None
+    os.replace(tmp, dest)
+
+
+def _temp_beside(dest: Path, suffix: str = ".part") -> tuple[int, Path]:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
+    return fd, Path(name)
+
+
 def _download(remote: RemoteFile, dest: Path) -> None:
     """Stream ``remote.url`` to a temporary file beside ``dest``, verify it, then ``os.replace`` it into place."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    if remote.member is not None:
+        return _download_archive(remote.url, [(remote, dest)])
+    fd, tmp = _temp_beside(dest)
     try:
-        try:
-            with os.fdopen(fd, "wb") as out, urlopen(remote.url, timeout=60) as response:
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    out.write(chunk)
-        except (OSError, http.client.HTTPException) as err:  # URLError, HTTPError, timeouts, IncompleteRead
-            raise DownloadError(f"could not download {remote.url} ({err}). Without internet, download it "
-                                f"elsewhere and put it at {dest} ({remote.size} bytes, MD5 {remote.md5})") from err
-        try:
-            verify(tmp, remote)
-        except ChecksumError as err:
-            raise ChecksumError(f"download of {remote.url} is corrupt: {err}; nothing was written to {dest}") from None
-        os.replace(tmp, dest)
+        _stream(remote.url, fd, _by_hand(remote, dest))
+        _place(tmp, remote, dest)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
+
+
+def _download_archive(url: str, items: list[tuple[RemoteFile, Path]]) -> None:
+    """Download the zip at ``url`` once, then extract, verify and atomically place each ``(member, dest)``."""
+    fd, archive = _temp_beside(items[0][1], suffix=".zip.part")
+    try:
+        _stream(url, fd, _by_hand(*items[0]))
+        try:
+            zf = zipfile.ZipFile(archive)
+        except zipfile.BadZipFile as err:
+            raise ChecksumError(f"download of {url} is not a zip archive ({err}); nothing was written") from None
+        with zf:
+            for remote, dest in items:
+                try:
+                    info = zf.getinfo(remote.member)
+                except KeyError:
+                    raise ChecksumError(f"{url} holds no {remote.member} (a different release?); nothing was "
+                                        f"written to {dest}") from None
+                fd_m, part = _temp_beside(dest)
+                try:
+                    with os.fdopen(fd_m, "wb") as out, zf.open(info) as src:
+                        shutil.copyfileobj(src, out, _CHUNK)
+                    _place(part, remote, dest)
+                finally:
+                    part.unlink(missing_ok=True)
+    finally:
+        archive.unlink(missing_ok=True)
 
 
 def fetch_file(remote: RemoteFile, directory: str | os.PathLike, download: bool = True) -> Path:
@@ -134,8 +188,8 @@ def fetch_file(remote: RemoteFile, directory: str | os.PathLike, download: bool 
             if not download:
                 raise
     elif not download:
-        raise DataNotFoundError(f"{dest} not found. Call with download=True to fetch {remote.url}, or put the "
-                                f"file there by hand ({remote.size} bytes, MD5 {remote.md5})")
+        raise DataNotFoundError(f"{dest} not found. Call with download=True to fetch {remote.url}, or "
+                                f"{_by_hand(remote, dest)}")
     _download(remote, dest)
     return dest
 
@@ -145,8 +199,25 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, download: bool =
     registry = load_registry()
     if name not in registry:
         raise ValueError(f"unknown data set {name!r}; the registry has {sorted(registry)}")
-    directory = Path(data_dir).expanduser() if data_dir is not None else cache_dir()
-    return {key: fetch_file(remote, directory / name, download) for key, remote in registry[name].items()}
+    directory = (Path(data_dir).expanduser() if data_dir is not None else cache_dir()) / name
+    files = registry[name]
+    if download:  # members of one archive: download it once for all that are missing or corrupt
+        archives: dict[str, list] = {}
+        for remote in files.values():
+            dest = directory / remote.filename
+            if remote.member is not None and not _is_valid(dest, remote):
+                archives.setdefault(remote.url, []).append((remote, dest))
+        for url, items in archives.items():
+            _download_archive(url, items)
+    return {key: fetch_file(remote, directory, download) for key, remote in files.items()}
+
+
+def _is_valid(path: Path, remote: RemoteFile) -> bool:
+    try:
+        verify(path, remote)
+        return True
+    except (FileNotFoundError, ChecksumError):
+        return False
 
 
 def fingerprint(*arrays) -> str:

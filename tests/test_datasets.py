@@ -234,3 +234,63 @@ def test_fingerprint_tells_data_apart():
     assert fingerprint(a.reshape(4, 3)) != fingerprint(a)  # same bytes, other shape
     assert fingerprint(a.astype(np.int64)) != fingerprint(a)  # same values, other dtype
     assert fingerprint(a, a) != fingerprint(a) and len(fingerprint(a)) == 64
+
+
+# --- files that come inside a zip archive (ModelNet40's h5 files) -------------------------------------
+def _zip_registry(tmp_path, members: dict[str, bytes], md5s: dict[str, str] | None = None):
+    import zipfile
+
+    archive = tmp_path / "src" / "bundle.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(f"bundle/{name}", data)
+    md5s = md5s or {name: hashlib.md5(data).hexdigest() for name, data in members.items()}
+    return {"bundle": {name: RemoteFile(url=archive.as_uri(), filename=name, size=None, md5=md5s[name],
+                                        member=f"bundle/{name}") for name in members}}
+
+
+def test_archive_members_are_downloaded_once_extracted_and_verified(tmp_path, monkeypatch):
+    from dlc_teach import datasets
+
+    members = {"a.h5": b"alpha" * 100, "b.h5": b"beta" * 50}
+    registry = _zip_registry(tmp_path, members)
+    monkeypatch.setattr(datasets, "load_registry", lambda: registry)
+    calls = []
+    real_stream = datasets._stream
+    monkeypatch.setattr(datasets, "_stream", lambda url, fd, hint: (calls.append(url), real_stream(url, fd, hint)))
+    paths = datasets.fetch("bundle", data_dir=tmp_path / "cache")
+    assert len(calls) == 1  # one archive download for both members
+    assert {k: p.read_bytes() for k, p in paths.items()} == members
+    assert sorted(p.name for p in (tmp_path / "cache" / "bundle").iterdir()) == ["a.h5", "b.h5"]  # no leftovers
+    datasets.fetch("bundle", data_dir=tmp_path / "cache")
+    assert len(calls) == 1  # present and verified: nothing downloaded again
+
+
+def test_a_corrupt_archive_member_is_never_placed(tmp_path, monkeypatch):
+    from dlc_teach import datasets
+
+    registry = _zip_registry(tmp_path, {"a.h5": b"alpha"}, md5s={"a.h5": "0" * 32})
+    monkeypatch.setattr(datasets, "load_registry", lambda: registry)
+    with pytest.raises(ChecksumError, match="corrupt.*nothing was written"):
+        datasets.fetch("bundle", data_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache" / "bundle").iterdir()) == []
+
+
+def test_a_missing_archive_member_and_the_offline_message(tmp_path, monkeypatch):
+    from dlc_teach import datasets
+
+    remote = _zip_registry(tmp_path, {"a.h5": b"alpha"})["bundle"]["a.h5"]
+    gone = RemoteFile(url=remote.url, filename="c.h5", size=None, md5="0" * 32, member="bundle/c.h5")
+    with pytest.raises(ChecksumError, match="holds no bundle/c.h5"):
+        datasets.fetch_file(gone, tmp_path / "cache")
+    with pytest.raises(datasets.DataNotFoundError, match="put its member bundle/c.h5 at"):
+        datasets.fetch_file(gone, tmp_path / "cache", download=False)
+
+
+def test_modelnet40_is_registered_as_members_of_one_archive():
+    from dlc_teach import datasets
+
+    files = datasets.load_registry()["modelnet40"]
+    assert len(files) == 7 and len({f.url for f in files.values()}) == 1
+    assert all(f.member == f"modelnet40_ply_hdf5_2048/{f.filename}" and len(f.md5) == 32 for f in files.values())

@@ -83,7 +83,8 @@ def load_modelnet40(data_dir, partition: str, unseen: bool = False, num_points: 
     files = sorted(root.glob(f"ply_data_{partition}*.h5"))
     if not files:
         raise DataNotFoundError(f"no ModelNet40 files ply_data_{partition}*.h5 in {root}. Download {MODELNET_URL} "
-                                f"and unzip it there (it holds modelnet40_ply_hdf5_2048/ply_data_*.h5)")
+                                f"and unzip it there (it holds modelnet40_ply_hdf5_2048/ply_data_*.h5), or run `dlc-teach fetch "
+                                f"modelnet40`, which downloads, extracts and MD5-checks them")
     import h5py
 
     md5s = _modelnet_md5s() if verify else {}
