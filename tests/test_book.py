@@ -175,6 +175,28 @@ def _is_local(url: str) -> bool:
     return p.scheme in ("http", "https", "ws", "wss") and p.hostname in ("localhost", "127.0.0.1", "::1")
 
 
+def offline_page(browser, viewport: dict):
+    """A new page whose context lets only local requests through (others are recorded and aborted).
+
+    Returns ``(context, page, blocked, requests, errors)``: the lists fill as the page loads and runs.
+    """
+    blocked, requests, errors = [], [], []
+    ctx = browser.new_context(viewport=viewport, service_workers="block")
+
+    def route(r):
+        if _is_local(r.request.url):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    ctx.route("**/*", route)
+    page = ctx.new_page()
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return ctx, page, blocked, requests, errors
+
+
 def _pages(html: Path) -> list[Path]:
     # slides/ holds the reveal.js decks that `make book` copies in; tests/test_slides.py checks those
     skip = {"_static", "_sources", "slides"}

@@ -31,7 +31,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from test_book import _is_local, _skip_or_fail, chromium_browser
+from test_book import _skip_or_fail, chromium_browser, offline_page
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = "02_star_convexity.ipynb"
@@ -174,19 +174,7 @@ def test_chapter_2_runs_in_jupyterlab_and_its_widget_responds(chromium, lab):
     deadline = start + BUDGET_S
     n_code = sum(c.cell_type == "code" for c in nbformat.read(lab.root / CHAPTER, as_version=4).cells)
     mtime = (lab.root / CHAPTER).stat().st_mtime
-    blocked, errors = [], []
-    ctx = chromium.new_context(viewport={"width": 1400, "height": 1000}, service_workers="block")
-
-    def route(r):
-        if _is_local(r.request.url):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    ctx.route("**/*", route)
-    page = ctx.new_page()
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    ctx, page, blocked, _, errors = offline_page(chromium, {"width": 1400, "height": 1000})
     left = lambda: max(1_000, int((deadline - time.monotonic()) * 1000))  # noqa: E731
     try:
         page.goto(f"{lab.url}/lab/tree/{CHAPTER}?token={lab.token}", wait_until="domcontentloaded")

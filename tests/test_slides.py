@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from test_book import _is_local, _skip_or_fail, chromium_browser  # noqa: F401  (shared helpers)
+from test_book import _is_local, _skip_or_fail, chromium_browser, offline_page  # noqa: F401  (shared helpers)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
@@ -199,20 +199,7 @@ _GO_TO = "(k) => { const ix = Reveal.getIndices(Reveal.getSlides()[k]); Reveal.s
 @pytest.mark.browser
 @pytest.mark.parametrize("stem", DECKS)
 def test_deck_renders_offline(browser, decks, stem):
-    blocked, requests, errors = [], [], []
-    ctx = browser.new_context(viewport=VIEWPORT, service_workers="block")
-
-    def route(r):
-        if _is_local(r.request.url):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    ctx.route("**/*", route)
-    page = ctx.new_page()
-    page.on("request", lambda r: requests.append(r.url))
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    ctx, page, blocked, requests, errors = offline_page(browser, VIEWPORT)
     try:
         page.goto((decks / f"{stem}.slides.html").as_uri(), wait_until="load")
         page.wait_for_function("() => window.Reveal && Reveal.isReady() && window.MathJax && MathJax.startup "
