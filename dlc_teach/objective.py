@@ -138,9 +138,14 @@ def hinge_coefficients(lam, mu, constraints: Iterable[int] = CONSTRAINTS, like: 
     if not isinstance(lam, Tensor) and not isinstance(mu, Tensor):
         c = [1.0, lam, mu / 2, lam * mu / 2, lam * lam * mu / 2]
         return sum(ci * b for ci, b in zip(c, basis))
-    lam, m = torch.as_tensor(lam).to(like), torch.as_tensor(mu).to(like) / 2
+    return _tensor_coefficients(torch.as_tensor(lam).to(like), torch.as_tensor(mu).to(like), basis)
+
+
+def _tensor_coefficients(lam: Tensor, mu: Tensor, basis: Tensor) -> Tensor:
+    """C = Σ_j c_j · basis[j] for 0-d tensors λ, μ (gradients flow to both); basis ``[5, 3, 4]`` -> ``[3, 4]``."""
+    m = mu / 2
     c = torch.stack([torch.ones_like(m), lam, m, lam * m, lam * lam * m])  # [5]
-    return (c[:, None, None] * basis).sum(0)  # [3, 4]
+    return (c[:, None, None] * basis).sum(0)
 
 
 @dataclass
@@ -351,8 +356,7 @@ class DLCLoss(nn.Module):
         if shared:  # batch-mean variant: hinge of batch means
             h_star, h_omega, h_tilde, sq_dist = h_star.mean(), h_omega.mean(-1), h_tilde.mean(-1), sq_dist.mean(-1)
         if C is None:  # trainable λ or μ: C keeps their gradient
-            m = mu / 2
-            C = (torch.stack([torch.ones_like(m), lam, m, lam * m, lam * lam * m])[:, None, None] * basis).sum(0)
+            C = _tensor_coefficients(lam, mu, basis)
         X = torch.stack([h_star.expand_as(h_omega), h_omega, h_tilde, sq_dist])  # [4, K, B]
         slack = torch.relu((C.view(3, 4, *([1] * h_omega.dim())) * X).sum(1))  # ε, γ, ξ (Eqs. 12-14)  [3, K, B]
         means = slack.mean(dim=tuple(range(1, slack.dim())))  # [3]
