@@ -19,14 +19,14 @@ source, and the objective of the first :data:`FIRST_STEPS` steps, which
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from ...checkpoint import FORMAT_VERSION, json_atomic, load_checkpoint, save_atomic
+from ...checkpoint import FORMAT_VERSION, json_atomic, save_atomic
 from ...training import train
+from ..stored import first_objective, load_model, store_main
 from .experiment import DeepLKHomography
 
 __all__ = ["RUNS", "FIRST_STEPS", "CHECKPOINT_DIR", "RESULTS_DIR", "first_steps", "store_run", "load_stored",
@@ -67,13 +67,7 @@ def first_steps(tag: str, steps: int = FIRST_STEPS, preset: str = "ci") -> float
     to keep the check fast."""
     exp, dlc = _experiment(tag, preset)
     exp = type(exp)(replace(exp.config, n_test=8, eval_train_size=8), data_dir=exp.data_dir)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        res = train(exp, dlc=dlc, max_steps=steps, progress=False, log=None, device="cpu")
-    finally:
-        torch.set_num_threads(before)
-    return res["history"][0]["objective"]
+    return first_objective(exp, dlc, steps)
 
 
 def store_run(tag: str) -> dict:
@@ -116,17 +110,8 @@ def load_results(tag: str) -> dict:
 def load_stored(tag: str):
     """``(experiment, model in eval mode, results dict)`` of a stored ci run."""
     exp, _ = _experiment(tag)
-    ckpt = load_checkpoint(CHECKPOINT_DIR / f"{tag}.pt")
-    model = exp.build_model()
-    model.load_state_dict(ckpt["model"])
-    return exp, model.eval(), load_results(tag)
+    return exp, load_model(exp, CHECKPOINT_DIR / f"{tag}.pt"), load_results(tag)
 
 
 if __name__ == "__main__":
-    tags = sys.argv[1:] or list(RUNS)
-    unknown = [t for t in tags if t not in RUNS]
-    if unknown:
-        raise SystemExit(f"unknown run(s) {unknown}; expected some of {list(RUNS)}")
-    for t in tags:
-        r = store_run(t)
-        print(t, {k: round(v, 4) for k, v in r["final"].items()}, f"{r['wall_time_s']:.0f} s", flush=True)
+    store_main(RUNS, store_run)

@@ -16,13 +16,13 @@ the command, the data source, and the objective after the first ``FIRST_STEPS`` 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-from ...checkpoint import FORMAT_VERSION, json_atomic, load_checkpoint, save_atomic
+from ...checkpoint import FORMAT_VERSION, json_atomic, save_atomic
 from ...training import train
+from ..stored import first_objective, load_model, store_main
 from .experiment import Registration, RegistrationDCPLoss
 
 __all__ = ["RUNS", "FIRST_STEPS", "CHECKPOINT_DIR", "RESULTS_DIR", "first_steps", "as_trained", "store_run", "load_stored"]
@@ -55,14 +55,7 @@ def first_steps(tag: str, steps: int = FIRST_STEPS, preset: str = "ci", eval_siz
     cls, dlc, seed, over = RUNS[tag]
     if eval_size is not None:
         over = {**over, "n_test": eval_size, "eval_train_size": eval_size}
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        res = train(cls.from_preset(preset, seed=seed, **over), dlc=dlc, max_steps=steps, progress=False, log=None,
-                    device="cpu")
-    finally:
-        torch.set_num_threads(before)
-    return res["history"][0]["objective"]
+    return first_objective(cls.from_preset(preset, seed=seed, **over), dlc, steps)
 
 
 def as_trained(tag: str, final: dict) -> dict:
@@ -109,19 +102,10 @@ def store_run(tag: str) -> dict:
 def load_stored(tag: str):
     """``(experiment, model in eval mode, results dict)`` of a stored ci run."""
     cls, dlc, seed, over = RUNS[tag]
-    ckpt = load_checkpoint(CHECKPOINT_DIR / f"{tag}.pt")
     exp = cls.from_preset("ci", seed=seed, **over)
-    model = exp.build_model()
-    model.load_state_dict(ckpt["model"])
     results = json.loads((RESULTS_DIR / f"{tag}.json").read_text(encoding="utf-8"))
-    return exp, model.eval(), results
+    return exp, load_model(exp, CHECKPOINT_DIR / f"{tag}.pt"), results
 
 
 if __name__ == "__main__":
-    tags = sys.argv[1:] or list(RUNS)
-    unknown = [t for t in tags if t not in RUNS]
-    if unknown:
-        raise SystemExit(f"unknown run(s) {unknown}; expected some of {list(RUNS)}")
-    for t in tags:
-        r = store_run(t)
-        print(t, {k: round(v, 4) for k, v in r["final"].items()}, f"{r['wall_time_s']:.0f} s")
+    store_main(RUNS, store_run)
